@@ -1,0 +1,69 @@
+"""``EmotionClassifier``: the shipped ONNX model on ONNX Runtime (no torch)."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from moodlens.preprocess import to_model_input
+from moodlens.spec import CROP_SIZE, EMOTIONS
+
+
+def default_model_path() -> Path:
+    """The model that ships inside the package."""
+    return Path(str(resources.files("moodlens") / "models" / "default.onnx"))
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    if model is None or str(model) == "default":
+        return default_model_path()
+    path = Path(model)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    return path
+
+
+def load_card(model_path: Path) -> dict[str, Any]:
+    """Model metadata (``<model>.json`` beside the ONNX file), or ``{}``."""
+    card = model_path.with_suffix(".json")
+    return json.loads(card.read_text()) if card.is_file() else {}
+
+
+class EmotionClassifier:
+    """Classify 48x48 uint8 face crops into the 7 expressions, in batches.
+
+    One ONNX Runtime session is created and reused for every call.
+    """
+
+    def __init__(self, model: str | Path | None = None, threads: int | None = None) -> None:
+        self.model_path = resolve_model(model)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        if list(inp.shape[1:]) != [1, CROP_SIZE, CROP_SIZE]:
+            raise ValueError(f"{self.model_path}: model input {inp.shape} does not match (N, 1, {CROP_SIZE}, {CROP_SIZE})")
+        self.card = load_card(self.model_path)
+        classes = self.card.get("classes")
+        if classes is not None and list(classes) != list(EMOTIONS):
+            raise ValueError(f"{self.model_path}: model classes {classes} differ from {list(EMOTIONS)}")
+
+    def predict(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """uint8 faces (N, 48, 48) -> probabilities (N, 7) float32."""
+        faces = np.asarray(faces)
+        if faces.ndim == 2:
+            faces = faces[None]
+        if len(faces) == 0:
+            return np.zeros((0, len(EMOTIONS)), np.float32)
+        out = [self.session.run(None, {self.input_name: to_model_input(faces[i:i + batch_size])})[0]
+               for i in range(0, len(faces), batch_size)]
+        return np.concatenate(out).astype(np.float32, copy=False)

@@ -1,0 +1,197 @@
+"""Readers for the two common FER2013 layouts.
+
+* the challenge CSV (``emotion,pixels,Usage``; plain or gzipped), and
+* the image-folder layout (``<split>/<emotion>/*.jpg|png``).
+
+Both return a :class:`FaceDataset` of uint8 48x48 faces. Bad rows or files raise
+:class:`DataError` naming the file and row or path, unless ``skip_bad`` is set,
+in which case they are skipped and listed in ``FaceDataset.skipped``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from moodlens.spec import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, label_index
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+#: Folder names of the image-folder layout, mapped to CSV ``Usage`` names.
+FOLDER_SPLITS = {"train": "Training", "training": "Training", "test": "PublicTest",
+                 "val": "PublicTest", "validation": "PublicTest", "publictest": "PublicTest",
+                 "privatetest": "PrivateTest"}
+
+
+class DataError(ValueError):
+    """A dataset row or file that cannot be read as a FER2013 face."""
+
+
+@dataclass
+class FaceDataset:
+    """Faces (N, 48, 48) uint8, labels (N,) int64 and split names (N,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    splits: np.ndarray
+    source: str = ""
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def split(self, name: str) -> FaceDataset:
+        """Rows of one split (``Training``, ``PublicTest``, ``PrivateTest``; case-insensitive)."""
+        available = sorted(set(self.splits.tolist()))
+        match = [s for s in available if s.lower() == name.lower()]
+        if not match:
+            raise DataError(f"{self.source}: no split named {name!r}; available: {', '.join(available) or 'none'}")
+        keep = self.splits == match[0]
+        return FaceDataset(self.images[keep], self.labels[keep], self.splits[keep], self.source, self.skipped)
+
+    def split_names(self) -> list[str]:
+        return sorted(set(self.splits.tolist()))
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=NUM_CLASSES)
+        return {name: int(c) for name, c in zip(EMOTIONS, counts)}
+
+
+def load_dataset(path: str | Path, *, skip_bad: bool = False) -> FaceDataset:
+    """Load FER2013 from a CSV file (``.csv``/``.csv.gz``) or an image-folder root."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return read_image_folders(path, skip_bad=skip_bad)
+    return read_csv(path, skip_bad=skip_bad)
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _parse_row(row: dict[str, str]) -> tuple[np.ndarray, int]:
+    try:
+        label = int(row["emotion"])
+    except (TypeError, ValueError):
+        raise DataError(f"emotion {row['emotion']!r} is not an integer") from None
+    if not 0 <= label < NUM_CLASSES:
+        raise DataError(f"unknown label {label} (expected 0..{NUM_CLASSES - 1})")
+    text = row["pixels"] or ""
+    try:
+        values = np.array(text.split(), dtype=np.int64)
+    except ValueError:
+        raise DataError("pixels contain a value that is not an integer") from None
+    if values.size != IMAGE_SIZE * IMAGE_SIZE:
+        raise DataError(f"pixel count {values.size} != {IMAGE_SIZE * IMAGE_SIZE}")
+    if values.min() < 0 or values.max() > 255:
+        raise DataError(f"pixel values outside 0..255 (min {values.min()}, max {values.max()})")
+    return values.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE), label
+
+
+def read_csv(path: str | Path, *, skip_bad: bool = False, progress: bool = False) -> FaceDataset:
+    """Read the challenge CSV. Rows without a ``Usage`` column are all ``Training``."""
+    path = Path(path)
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    splits: list[str] = []
+    skipped: list[str] = []
+    try:
+        with _open_text(path) as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            missing = {"emotion", "pixels"} - set(header)
+            if missing:
+                raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}; "
+                                f"expected emotion,pixels[,Usage], found {','.join(header) or 'nothing'}")
+            reader.fieldnames = header
+            for lineno, row in enumerate(reader, start=2):
+                try:
+                    if None in row:
+                        raise DataError("more fields than columns")
+                    face, label = _parse_row(row)
+                except DataError as exc:
+                    message = f"{path}: row {lineno}: {exc}"
+                    if not skip_bad:
+                        raise DataError(message) from None
+                    skipped.append(message)
+                    continue
+                images.append(face)
+                labels.append(label)
+                splits.append((row.get("Usage") or "Training").strip())
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{path}: cannot read as CSV: {exc}") from exc
+    return _pack(images, labels, splits, str(path), skipped)
+
+
+def read_image_folders(root: str | Path, *, skip_bad: bool = False) -> FaceDataset:
+    """Read ``root/<split>/<emotion>/*`` (split and class names case-insensitive)."""
+    root = Path(root)
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    splits: list[str] = []
+    skipped: list[str] = []
+    split_dirs = sorted(d for d in root.iterdir() if d.is_dir() and d.name.lower() in FOLDER_SPLITS)
+    if not split_dirs:
+        raise DataError(f"{root}: expected split folders such as train/ and test/ holding one folder per emotion")
+    for split_dir in split_dirs:
+        split = FOLDER_SPLITS[split_dir.name.lower()]
+        for class_dir in sorted(d for d in split_dir.iterdir() if d.is_dir()):
+            try:
+                label = label_index(class_dir.name)
+            except ValueError as exc:
+                message = f"{class_dir}: {exc}"
+                if not skip_bad:
+                    raise DataError(message) from None
+                skipped.append(message)
+                continue
+            for file in sorted(class_dir.iterdir()):
+                if file.suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                face = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
+                if face is None or face.size == 0:
+                    message = f"{file}: unreadable image"
+                    if not skip_bad:
+                        raise DataError(message)
+                    skipped.append(message)
+                    continue
+                if face.shape != (IMAGE_SIZE, IMAGE_SIZE):
+                    face = cv2.resize(face, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+                images.append(face)
+                labels.append(label)
+                splits.append(split)
+    return _pack(images, labels, splits, str(root), skipped)
+
+
+def _pack(images: list[np.ndarray], labels: list[int], splits: list[str], source: str,
+          skipped: list[str]) -> FaceDataset:
+    if not images:
+        raise DataError(f"{source}: no faces found" + (f" ({len(skipped)} bad rows skipped)" if skipped else ""))
+    return FaceDataset(
+        images=np.stack(images).astype(np.uint8, copy=False),
+        labels=np.asarray(labels, dtype=np.int64),
+        splits=np.asarray(splits),
+        source=source,
+        skipped=skipped,
+    )
+
+
+def describe(dataset: FaceDataset) -> dict[str, dict[str, int]]:
+    """Class counts per split."""
+    out: dict[str, dict[str, int]] = {}
+    for split in dataset.split_names():
+        out[split] = dataset.split(split).class_counts()
+    return out
+
+
+__all__ = ["DataError", "FaceDataset", "load_dataset", "read_csv", "read_image_folders", "describe"]

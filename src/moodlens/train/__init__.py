@@ -1,0 +1,1 @@
+"""Training, evaluation helpers and ONNX export. Needs the ``train`` extra (PyTorch)."""
