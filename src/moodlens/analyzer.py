@@ -1,0 +1,80 @@
+"""``Analyzer``: image in, every face with its expression out (detect -> crop -> classify in one batch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from moodlens.classifier import EmotionClassifier
+from moodlens.detect import FaceDetector, create_detector
+from moodlens.imageio import MAX_PIXELS, ColorOrder, load_image
+from moodlens.preprocess import crop_face, to_gray
+from moodlens.results import Faces
+from moodlens.spec import FACE_MARGIN
+
+ImageInput = str | Path | bytes | bytearray | np.ndarray
+
+
+class Analyzer:
+    """Find every face in an image and classify its expression.
+
+    >>> faces = Analyzer().analyze("photo.jpg")       # doctest: +SKIP
+    >>> [(f.box, f.emotion, f.confidence) for f in faces]  # doctest: +SKIP
+
+    ``detector``: ``"auto"`` (fastest that loads), ``"yunet"``, ``"centerface"`` or any object with
+    ``detect(bgr) -> Faces``. ``min_confidence`` is the detector score a face needs. Images whose long
+    side exceeds ``max_side`` are scaled down for detection only; boxes are in original pixels.
+    ``color`` is the channel order of numpy arrays passed in (files and bytes carry their own).
+    """
+
+    def __init__(self, model: str | Path | None = "default", detector: str | FaceDetector = "auto",
+                 min_confidence: float = 0.6, max_side: int = 1280, margin: float = FACE_MARGIN,
+                 color: ColorOrder = "bgr", max_pixels: int = MAX_PIXELS, threads: int | None = 1) -> None:
+        if max_side < 32:
+            raise ValueError(f"max_side must be at least 32, got {max_side}")
+        self.classifier = EmotionClassifier(model, threads=threads)
+        self.detector = create_detector(detector, min_confidence=min_confidence)
+        self.min_confidence = min_confidence
+        self.max_side = max_side
+        self.margin = margin
+        self.color = color
+        self.max_pixels = max_pixels
+
+    def load(self, image: ImageInput, color: ColorOrder | None = None) -> np.ndarray:
+        """Any accepted input -> BGR uint8 (raises :class:`moodlens.imageio.ImageError`)."""
+        return load_image(image, max_pixels=self.max_pixels, color=color or self.color)
+
+    def detect(self, bgr: np.ndarray) -> Faces:
+        """Face boxes (original pixels) and detector scores; probabilities left as NaN."""
+        h, w = bgr.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        small = bgr if scale == 1.0 else cv2.resize(bgr, (round(w * scale), round(h * scale)),
+                                                    interpolation=cv2.INTER_AREA)
+        found = self.detector.detect(small)
+        keep = found.detector_scores >= self.min_confidence
+        boxes = found.boxes[keep].astype(np.float64)
+        if scale != 1.0:
+            boxes = boxes / scale
+        boxes = np.round(boxes).astype(np.int32)
+        # Keep boxes inside the original image even after rounding.
+        boxes[:, 2] = np.minimum(boxes[:, 2], w - boxes[:, 0])
+        boxes[:, 3] = np.minimum(boxes[:, 3], h - boxes[:, 1])
+        return Faces(boxes, found.detector_scores[keep])
+
+    def classify(self, bgr: np.ndarray, faces: Faces) -> Faces:
+        """Classify the given boxes of ``bgr`` in one batch; returns new Faces with ``probs`` set."""
+        if len(faces) == 0:
+            return Faces(track_ids=faces.track_ids)
+        gray = to_gray(bgr)
+        crops = np.stack([crop_face(gray, box, self.margin) for box in faces.boxes])
+        probs = self.classifier.predict(crops)
+        return Faces(faces.boxes, faces.detector_scores, probs, faces.track_ids)
+
+    def analyze(self, image: ImageInput, color: ColorOrder | None = None) -> Faces:
+        """Every face of ``image`` (path, bytes or array) with box, detector score and 7 class scores."""
+        bgr = self.load(image, color)
+        return self.classify(bgr, self.detect(bgr))
+
+    __call__ = analyze

