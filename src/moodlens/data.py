@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from moodlens.spec import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, label_index
 
@@ -48,7 +49,8 @@ class FaceDataset:
     def split(self, name: str) -> FaceDataset:
         """Rows of one split (``Training``, ``PublicTest``, ``PrivateTest``; case-insensitive)."""
         available = sorted(set(self.splits.tolist()))
-        match = [s for s in available if s.lower() == name.lower()]
+        wanted = FOLDER_SPLITS.get(name.lower(), name).lower()  # folder names (train/test) work too
+        match = [s for s in available if s.lower() in (name.lower(), wanted)]
         if not match:
             raise DataError(f"{self.source}: no split named {name!r}; available: {', '.join(available) or 'none'}")
         keep = self.splits == match[0]
@@ -59,17 +61,17 @@ class FaceDataset:
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=NUM_CLASSES)
-        return {name: int(c) for name, c in zip(EMOTIONS, counts)}
+        return {name: int(c) for name, c in zip(EMOTIONS, counts, strict=True)}
 
 
-def load_dataset(path: str | Path, *, skip_bad: bool = False) -> FaceDataset:
+def load_dataset(path: str | Path, *, skip_bad: bool = False, progress: bool = False) -> FaceDataset:
     """Load FER2013 from a CSV file (``.csv``/``.csv.gz``) or an image-folder root."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
-        return read_image_folders(path, skip_bad=skip_bad)
-    return read_csv(path, skip_bad=skip_bad)
+        return read_image_folders(path, skip_bad=skip_bad, progress=progress)
+    return read_csv(path, skip_bad=skip_bad, progress=progress)
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -113,10 +115,13 @@ def read_csv(path: str | Path, *, skip_bad: bool = False, progress: bool = False
                 raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}; "
                                 f"expected emotion,pixels[,Usage], found {','.join(header) or 'nothing'}")
             reader.fieldnames = header
-            for lineno, row in enumerate(reader, start=2):
+            rows = tqdm(reader, desc=f"reading {path.name}", unit=" rows", disable=not progress)
+            for lineno, row in enumerate(rows, start=2):
                 try:
                     if None in row:
                         raise DataError("more fields than columns")
+                    if any(v is None for v in row.values()):
+                        raise DataError("fewer fields than columns")
                     face, label = _parse_row(row)
                 except DataError as exc:
                     message = f"{path}: row {lineno}: {exc}"
@@ -134,7 +139,7 @@ def read_csv(path: str | Path, *, skip_bad: bool = False, progress: bool = False
     return _pack(images, labels, splits, str(path), skipped)
 
 
-def read_image_folders(root: str | Path, *, skip_bad: bool = False) -> FaceDataset:
+def read_image_folders(root: str | Path, *, skip_bad: bool = False, progress: bool = False) -> FaceDataset:
     """Read ``root/<split>/<emotion>/*`` (split and class names case-insensitive)."""
     root = Path(root)
     images: list[np.ndarray] = []
@@ -146,7 +151,8 @@ def read_image_folders(root: str | Path, *, skip_bad: bool = False) -> FaceDatas
         raise DataError(f"{root}: expected split folders such as train/ and test/ holding one folder per emotion")
     for split_dir in split_dirs:
         split = FOLDER_SPLITS[split_dir.name.lower()]
-        for class_dir in sorted(d for d in split_dir.iterdir() if d.is_dir()):
+        class_dirs = sorted(d for d in split_dir.iterdir() if d.is_dir())
+        for class_dir in tqdm(class_dirs, desc=f"reading {split_dir.name}/", unit=" classes", disable=not progress):
             try:
                 label = label_index(class_dir.name)
             except ValueError as exc:

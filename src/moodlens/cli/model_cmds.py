@@ -1,9 +1,189 @@
-"""CLI commands (to be filled in)."""
+"""Model commands: ``data explore``, ``train``, ``evaluate``, ``export``.
+
+Each option is a keyword of the library call it makes (``explore``, ``TrainConfig``/``train``,
+``evaluate``, ``export_onnx``) with the same default. torch is imported only inside
+``train`` and ``export``, so the rest of the CLI works without the ``train`` extra.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
+from dataclasses import fields
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from moodlens.data import DataError
+from moodlens.train.config import BALANCING, TrainConfig
+
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name != "augment"}
+
+DataOpt = Annotated[Path, typer.Option("--data", help="FER2013 CSV (.csv/.csv.gz) or image-folder root.")]
+SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Skip bad rows/files and count them in the report "
+                                                             "instead of stopping at the first one.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn bad input (data, paths, options) into one clear line and exit code 1, not a traceback."""
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (DataError, FileNotFoundError, ValueError, RuntimeError) as exc:
+            raise _fail(str(exc)) from None
+    return wrapper
+
+
+def _require_torch(command: str) -> None:
+    if importlib.util.find_spec("torch") is None:
+        raise _fail(f"`moodlens {command}` needs PyTorch, which is not installed. "
+                    "Install the training extra: pip install 'moodlens[train]'")
+
+
+def _report_skipped(skipped: dict[str, Any]) -> None:
+    if skipped["count"]:
+        typer.secho(f"skipped {skipped['count']} bad row(s)/file(s); first: {skipped['first'][0]}",
+                    fg=typer.colors.YELLOW, err=True)
+
+
+@_user_errors
+def data_explore(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option(help="Folder for the table, charts, sample grid and summary.json.")],
+    skip_bad: SkipBadOpt = False,
+    samples_per_class: Annotated[int, typer.Option(help="Faces shown per class in sample_faces.png.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the random sample of faces.")] = 0,
+) -> None:
+    """Class counts per split (table + bar chart), sample faces per class, summary JSON."""
+    from moodlens.explore import class_count_table, explore
+
+    summary = explore(data, out, skip_bad=skip_bad, samples_per_class=samples_per_class, seed=seed)
+    typer.echo(class_count_table({s: v["counts"] for s, v in summary["splits"].items()}))
+    dup = summary["duplicates"]
+    typer.echo(f"exact duplicates: within splits {dup['within_split']}, shared between splits "
+               f"{dup['across_splits_unique_faces']}, groups with conflicting labels "
+               f"{dup['groups_with_conflicting_labels']}")
+    _report_skipped(summary["skipped_bad"])
+    typer.echo(f"wrote {out}/class_counts.md, class_counts.png, sample_faces.png, summary.json")
+
+
+@_user_errors
+def train_cmd(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option(help="Run folder: last.pt (every epoch), final.pt, metrics.csv, curves.png.")],
+    resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR/last.pt with the same recipe.")] = False,
+    stop_after_epoch: Annotated[int | None, typer.Option(help="Stop after this epoch (the schedule still spans "
+                                                               "--epochs); continue later with --resume.")] = None,
+    epochs: int = _DEFAULTS["epochs"],
+    batch_size: int = _DEFAULTS["batch_size"],
+    lr: Annotated[float, typer.Option(help="Peak learning rate of the one-cycle schedule.")] = _DEFAULTS["lr"],
+    momentum: float = _DEFAULTS["momentum"],
+    weight_decay: float = _DEFAULTS["weight_decay"],
+    label_smoothing: float = _DEFAULTS["label_smoothing"],
+    warmup_frac: float = _DEFAULTS["warmup_frac"],
+    ema_decay: float = _DEFAULTS["ema_decay"],
+    balance: Annotated[str, typer.Option(help=f"Class balancing on the training split: {', '.join(BALANCING)}.")]
+    = _DEFAULTS["balance"],
+    widths: Annotated[str, typer.Option(help="Channels per conv stage, comma-separated.")]
+    = ",".join(map(str, _DEFAULTS["widths"])),
+    convs_per_stage: int = _DEFAULTS["convs_per_stage"],
+    dropout: float = _DEFAULTS["dropout"],
+    train_split: str = _DEFAULTS["train_split"],
+    val_split: Annotated[str, typer.Option(help="Split scored after each epoch (skipped if absent).")]
+    = _DEFAULTS["val_split"],
+    seed: int = _DEFAULTS["seed"],
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = _DEFAULTS["device"],
+    threads: Annotated[int, typer.Option(help="PyTorch CPU threads (0: PyTorch's default).")] = _DEFAULTS["threads"],
+    skip_bad: SkipBadOpt = False,
+) -> None:
+    """Train the emotion CNN with the default recipe (or the options given); checkpoint every epoch."""
+    _require_torch("train")
+    from moodlens.data import load_dataset
+    from moodlens.train.loop import train
+
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be cpu or cuda, got {device!r}")
+    try:
+        width_tuple = tuple(int(w) for w in widths.split(","))
+    except ValueError:
+        raise ValueError(f"--widths must be comma-separated integers, got {widths!r}") from None
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                      label_smoothing=label_smoothing, warmup_frac=warmup_frac, ema_decay=ema_decay, balance=balance,
+                      widths=width_tuple, convs_per_stage=convs_per_stage, dropout=dropout,
+                      train_split=train_split, val_split=val_split, seed=seed, device=device, threads=threads)
+    dataset = load_dataset(data, skip_bad=skip_bad, progress=True)
+    result = train(cfg, dataset, out, resume=resume, stop_after_epoch=stop_after_epoch)
+    if dataset.skipped:
+        _report_skipped({"count": len(dataset.skipped), "first": dataset.skipped})
+    typer.echo(f"wrote {result}; metrics in {out}/metrics.csv, curves in {out}/curves.png")
+
+
+@_user_errors
+def evaluate_cmd(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option(help="Folder for report.json, confusion matrix and example grids.")],
+    model: Annotated[str, typer.Option(help="ONNX model file, or 'default' for the shipped model.")] = "default",
+    split: Annotated[str, typer.Option(help="Split to score: PublicTest, PrivateTest, Training "
+                                            "(or a folder name such as test).")] = "PublicTest",
+    json_file: Annotated[Path | None, typer.Option("--json", "--json-file",
+                                                   help="Also write the JSON report here.")] = None,
+    skip_bad: SkipBadOpt = False,
+    examples_per_class: Annotated[int, typer.Option(help="Faces per class in the example grids.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the random choice of example faces.")] = 0,
+) -> None:
+    """Accuracy, per-class precision/recall/F1, macro-F1, calibration, confusion matrix, example grids."""
+    from moodlens.evaluate import evaluate
+
+    report = evaluate(data, model=model, split=split, out=out, json_file=json_file, skip_bad=skip_bad,
+                      examples_per_class=examples_per_class, seed=seed)
+    typer.echo((Path(out) / "classification_report.txt").read_text())
+    typer.echo(f"{report['model_name']} on {report['split']} (n={report['n']}): accuracy {report['accuracy']:.4f}, "
+               f"macro-F1 {report['macro_f1']:.4f}, ECE({report['ece_bins']} bins) {report['ece']:.4f}")
+    _report_skipped(report["skipped_bad"])
+    typer.echo(f"wrote {out}/report.json, confusion_matrix.png, correct_examples.png, wrong_examples.png"
+               + (f" and {json_file}" if json_file else ""))
+
+
+@_user_errors
+def export_cmd(
+    checkpoint: Annotated[Path, typer.Option(help="RUN_DIR/final.pt (or last.pt: its EMA weights).")],
+    out: Annotated[Path, typer.Option(help="ONNX file to write; metadata goes beside it as .json.")],
+    data: Annotated[Path | None, typer.Option(help="Dataset whose real faces feed the ONNX-vs-PyTorch parity "
+                                                   "check (random faces if omitted).")] = None,
+    split: Annotated[str, typer.Option(help="Split of --data used for the parity batch.")] = "PublicTest",
+    parity_n: Annotated[int, typer.Option(help="Faces in the parity batch.")] = 256,
+    flip_tta: Annotated[bool, typer.Option(help="Average each face with its mirror image inside the graph.")] = True,
+    skip_bad: SkipBadOpt = False,
+) -> None:
+    """Export a checkpoint to ONNX and check it against PyTorch (max |dp| <= 1e-4)."""
+    _require_torch("export")
+    from moodlens.data import load_dataset
+    from moodlens.train.export import export_onnx
+
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    faces = None
+    if data is not None:
+        faces = load_dataset(data, skip_bad=skip_bad, progress=True).split(split).images[:parity_n]
+    report = export_onnx(checkpoint, out, flip_tta=flip_tta, parity_faces=faces)
+    source = f"{len(faces)} real {split} faces" if faces is not None else f"{report['parity_n']} random faces"
+    typer.echo(f"wrote {out} and {Path(out).with_suffix('.json')}; parity on {source}: "
+               f"max |p_onnx - p_torch| = {report['parity_max_abs_diff']:.2e} (tolerance {report['tolerance']})")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    data_app = typer.Typer(help="Look at FER2013 datasets.", no_args_is_help=True)
+    data_app.command("explore")(data_explore)
+    app.add_typer(data_app, name="data")
+    app.command("train")(train_cmd)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("export")(export_cmd)

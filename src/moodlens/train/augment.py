@@ -8,24 +8,14 @@ Only ever applied to the training split.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from moodlens.spec import CROP_SIZE, IMAGE_SIZE
+from moodlens.train.config import AugmentConfig
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    max_shift_px: float = 3.0
-    max_rotation_deg: float = 12.0
-    scale_range: tuple[float, float] = (0.9, 1.1)
-    flip: bool = True
-    brightness: float = 0.25
-    contrast: float = 0.25
-    erase_prob: float = 0.5
-    erase_max_frac: float = 0.35
+__all__ = ["AugmentConfig", "augment", "center_crop"]
 
 
 def center_crop(faces: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ import csv
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,41 +23,11 @@ from tqdm import tqdm
 
 from moodlens.data import FaceDataset
 from moodlens.spec import NUM_CLASSES
-from moodlens.train.augment import AugmentConfig, augment, center_crop
+from moodlens.train.augment import augment, center_crop
+from moodlens.train.config import BALANCING, AugmentConfig, TrainConfig
 from moodlens.train.model import EmotionNet
 
-BALANCING = ("none", "weighted-loss", "sqrt-weighted-loss", "oversample")
-
-
-@dataclass
-class TrainConfig:
-    """The default recipe (see MODEL_CARD.md)."""
-
-    epochs: int = 60
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    warmup_frac: float = 0.15
-    ema_decay: float = 0.998
-    balance: str = "sqrt-weighted-loss"
-    widths: tuple[int, ...] = (32, 64, 128, 256)
-    convs_per_stage: int = 2
-    dropout: float = 0.4
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    train_split: str = "Training"
-    val_split: str = "PublicTest"
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        d = dict(d)
-        d["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["augment"].items()})
-        d["widths"] = tuple(d["widths"])
-        return cls(**d)
+__all__ = ["BALANCING", "AugmentConfig", "TrainConfig", "build_model", "predict_probs", "train"]
 
 
 def class_weights(labels: np.ndarray, mode: str) -> torch.Tensor | None:
@@ -102,8 +72,13 @@ def build_model(cfg: TrainConfig) -> EmotionNet:
     return EmotionNet(widths=cfg.widths, convs_per_stage=cfg.convs_per_stage, dropout=cfg.dropout)
 
 
-def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool = False) -> Path:
-    """Train on ``cfg.train_split``, report on ``cfg.val_split``; return the final checkpoint path."""
+def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool = False,
+          stop_after_epoch: int | None = None) -> Path:
+    """Train on ``cfg.train_split``, report on ``cfg.val_split``; return the final checkpoint path.
+
+    ``stop_after_epoch``: leave after that epoch's checkpoint (the schedule still spans
+    ``cfg.epochs``), so a long run can be done in sessions with ``resume=True``; returns ``last.pt`` then.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.balance not in BALANCING:
@@ -115,7 +90,8 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
     dev = torch.device(cfg.device)
 
     train_set = data.split(cfg.train_split)
-    val_set = data.split(cfg.val_split) if cfg.val_split in data.split_names() else None
+    has_val = cfg.val_split.lower() in (s.lower() for s in data.split_names())
+    val_set = data.split(cfg.val_split) if has_val else None
     x_train = torch.from_numpy(train_set.images).float().unsqueeze(1).to(dev)
     y_train = torch.from_numpy(train_set.labels).to(dev)
 
@@ -124,7 +100,7 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
                           weight_decay=cfg.weight_decay)
-    steps_per_epoch = len(train_set) // cfg.batch_size
+    steps_per_epoch = max(1, len(train_set) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
                                                 pct_start=cfg.warmup_frac, anneal_strategy="cos",
                                                 div_factor=20, final_div_factor=200)
@@ -136,18 +112,28 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
     last = out / "last.pt"
     if resume and last.exists():
         ck = torch.load(last, map_location=dev, weights_only=False)
-        if TrainConfig.from_dict(ck["config"]) != cfg:
+        # Device and thread count may change between sessions (e.g. continue on a GPU); the recipe may not.
+        if _recipe(TrainConfig.from_dict(ck["config"])) != _recipe(cfg):
             raise ValueError(f"{last} was trained with a different config; start a new run directory")
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
-        gen.set_state(ck["generator"])
+        gen.set_state(ck["generator"].cpu())
+        if "torch_rng" in ck:  # dropout's random stream; older checkpoints lack it
+            torch.set_rng_state(ck["torch_rng"].cpu())
         start_epoch, elapsed = ck["epoch"], ck["elapsed_s"]
+        _truncate_log(out / "metrics.csv", start_epoch)
         print(f"resumed from {last} after epoch {start_epoch}")
     elif not resume and (out / "metrics.csv").exists():
         (out / "metrics.csv").unlink()
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    # What the run was trained on, including any bad rows skipped by the reader (never dropped silently).
+    (out / "data.json").write_text(json.dumps({
+        "source": data.source, "train_split": cfg.train_split, "n_train": len(train_set),
+        "train_class_counts": train_set.class_counts(), "val_split": cfg.val_split if val_set else None,
+        "n_val": len(val_set) if val_set else 0,
+        "skipped_bad": {"count": len(data.skipped), "first": data.skipped[:20]}}, indent=2))
 
     use_amp = dev.type == "cuda"
     for epoch in range(start_epoch, cfg.epochs):
@@ -185,15 +171,35 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
                  "scheduler": sched.state_dict(), "generator": gen.get_state(), "epoch": epoch + 1,
-                 "elapsed_s": elapsed, "config": asdict(cfg)}
+                 "elapsed_s": elapsed, "config": asdict(cfg), "torch_rng": torch.get_rng_state()}
         torch.save(state, out / "last.tmp")
         (out / "last.tmp").replace(last)  # atomic: a kill mid-save never corrupts last.pt
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs:
+            print(f"stopped after epoch {epoch + 1}; continue with resume")
+            return last
 
     final = out / "final.pt"
     torch.save({"model": ema.module.state_dict(), "config": asdict(cfg), "epochs": cfg.epochs,
                 "elapsed_s": elapsed, "machine": f"{platform.node()} {platform.processor() or platform.machine()}",
                 "torch_threads": torch.get_num_threads(), "device": cfg.device}, final)
     return final
+
+
+def _recipe(cfg: TrainConfig) -> dict:
+    return {k: v for k, v in asdict(cfg).items() if k not in ("device", "threads")}
+
+
+def _truncate_log(path: Path, epochs_done: int) -> None:
+    """Drop log rows of an epoch that was logged but never checkpointed (killed in between)."""
+    if not path.exists():
+        return
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if rows and int(rows[-1]["epoch"]) > epochs_done:
+        with path.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(r for r in rows if int(r["epoch"]) <= epochs_done)
 
 
 def _log(out: Path, row: dict) -> None:

@@ -1,0 +1,56 @@
+"""The training recipe's settings as plain dataclasses (no torch import).
+
+Kept apart from the loop so the CLI and docs can read the defaults without
+PyTorch installed; ``moodlens.train.loop`` and ``moodlens.train.augment``
+re-export these names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Ways to counter class imbalance; applied to the training split only.
+BALANCING = ("none", "weighted-loss", "sqrt-weighted-loss", "oversample")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    max_shift_px: float = 3.0
+    max_rotation_deg: float = 12.0
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    flip: bool = True
+    brightness: float = 0.25
+    contrast: float = 0.25
+    erase_prob: float = 0.5
+    erase_max_frac: float = 0.35
+
+
+@dataclass
+class TrainConfig:
+    """The default recipe (see MODEL_CARD.md)."""
+
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    warmup_frac: float = 0.15
+    ema_decay: float = 0.998
+    balance: str = "sqrt-weighted-loss"
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    convs_per_stage: int = 2
+    dropout: float = 0.4
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train_split: str = "Training"
+    val_split: str = "PublicTest"
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        d["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["augment"].items()})
+        d["widths"] = tuple(d["widths"])
+        return cls(**d)
