@@ -1,0 +1,409 @@
+"""``EventStore``: events, their sources and per-face observations in SQLAlchemy.
+
+SQLite (one file, nothing to install) is the default; PostgreSQL is used when the
+URL says so (``postgresql://...``, driven by psycopg 3). An observation holds only
+a timestamp, the source, an anonymous per-source track number, the 7 expression
+probabilities and the box size: never face pixels, box positions or anything that
+could re-identify a person.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from moodlens.spec import EMOTIONS
+
+#: Column names of the 7 probabilities, in :data:`moodlens.spec.EMOTIONS` order.
+PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
+SOURCE_KINDS = ("video", "camera", "photos", "upload")
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """Current time as naive UTC: every timestamp in the store is naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_utc_naive(value: datetime) -> datetime:
+    """Aware datetimes are converted to UTC; naive ones are taken as local time."""
+    if value.tzinfo is None:
+        value = value.astimezone()
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime)
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Source(Base):
+    """One stream or photo batch of an event; also the resume cursor of its ingest."""
+
+    __tablename__ = "sources"
+    __table_args__ = (UniqueConstraint("event_id", "kind", "uri"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    uri: Mapped[str] = mapped_column(String(1000))
+    label: Mapped[str] = mapped_column(String(200))
+    fps: Mapped[float | None] = mapped_column(Float)
+    every: Mapped[int] = mapped_column(Integer, default=1)
+    #: How this source's faces were linked into tracks (printed on the report).
+    tracking: Mapped[str] = mapped_column(String(500), default="")
+    #: Model that produced the probabilities (its card name or file name).
+    model: Mapped[str] = mapped_column(String(200), default="")
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: Index of the next frame (or photo) to process; everything before it is committed.
+    frames_done: Mapped[int] = mapped_column(Integer, default=0)
+    frames_total: Mapped[int | None] = mapped_column(Integer)
+    finished: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Observation(Base):
+    """One face in one frame or photo."""
+
+    __tablename__ = "observations"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    frame: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[datetime] = mapped_column(DateTime, index=True)
+    #: Anonymous person number, unique within the source only.
+    track: Mapped[int] = mapped_column(Integer)
+    box_w: Mapped[int] = mapped_column(Integer)
+    box_h: Mapped[int] = mapped_column(Integer)
+    p_angry: Mapped[float] = mapped_column(Float)
+    p_disgust: Mapped[float] = mapped_column(Float)
+    p_fear: Mapped[float] = mapped_column(Float)
+    p_happy: Mapped[float] = mapped_column(Float)
+    p_sad: Mapped[float] = mapped_column(Float)
+    p_surprise: Mapped[float] = mapped_column(Float)
+    p_neutral: Mapped[float] = mapped_column(Float)
+
+
+assert tuple(c.name for c in Observation.__table__.columns if c.name.startswith("p_")) == PROB_COLUMNS
+
+
+class EventNotFound(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no event named {name!r} (see `moodlens event list`)")
+        self.name = name
+
+
+class EventExists(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"an event named {name!r} already exists")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class EventSummary:
+    """An event with its totals, as listed by ``moodlens event list``."""
+
+    name: str
+    description: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    retention_days: int | None
+    created_at: datetime
+    sources: int
+    people: int
+    faces: int
+    last_seen: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+
+
+def default_db_url() -> str:
+    """``$MOODLENS_DB``, else a SQLite file in the user's data directory."""
+    if env := os.environ.get("MOODLENS_DB"):
+        return env
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return f"sqlite:///{data_home / 'moodlens' / 'events.db'}"
+
+
+def normalize_db_url(db: str | Path | None) -> str:
+    """Accept SQLAlchemy URLs, ``postgresql://`` URLs (run on psycopg 3) and plain file paths (SQLite)."""
+    if db is None:
+        db = default_db_url()
+    text = str(db)
+    if "://" not in text:
+        return f"sqlite:///{Path(text).expanduser().absolute()}"
+    url = make_url(text)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cur = dbapi_connection.cursor()
+        # WAL lets a report read while an ingest writes; committed data survives a killed process.
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+
+class EventStore:
+    """All persistent event data behind one small API (SQLite or PostgreSQL)."""
+
+    def __init__(self, db: str | Path | None = None, create: bool = True) -> None:
+        self.url = normalize_db_url(db)
+        url = make_url(self.url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(self.url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            _configure_sqlite(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if create:
+            Base.metadata.create_all(self.engine)
+
+    def __repr__(self) -> str:
+        return f"EventStore({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back on any error."""
+        with self._sessions.begin() as s:
+            yield s
+
+    # -- events ---------------------------------------------------------------
+    def create_event(self, name: str, starts_at: datetime | None = None, ends_at: datetime | None = None,
+                     description: str = "", retention_days: int | None = None) -> Event:
+        name = name.strip()
+        if not name:
+            raise ValueError("an event needs a non-empty name")
+        if starts_at and ends_at and to_utc_naive(ends_at) <= to_utc_naive(starts_at):
+            raise ValueError(f"event {name!r}: end {ends_at} is not after start {starts_at}")
+        if retention_days is not None and retention_days < 1:
+            raise ValueError("retention_days must be at least 1")
+        ev = Event(name=name, description=description, retention_days=retention_days,
+                   starts_at=to_utc_naive(starts_at) if starts_at else None,
+                   ends_at=to_utc_naive(ends_at) if ends_at else None)
+        try:
+            with self.session() as s:
+                s.add(ev)
+        except IntegrityError as e:
+            raise EventExists(name) from e
+        return ev
+
+    def get_event(self, name: str) -> Event:
+        with self.session() as s:
+            ev = s.scalar(select(Event).where(Event.name == name))
+        if ev is None:
+            raise EventNotFound(name)
+        return ev
+
+    def list_events(self) -> list[EventSummary]:
+        per_source = (
+            select(Observation.source_id, func.count().label("faces"),
+                   func.count(func.distinct(Observation.track)).label("people"),
+                   func.max(Observation.ts).label("last_seen"))
+            .group_by(Observation.source_id).subquery()
+        )
+        stmt = (
+            select(Event, func.count(Source.id), func.coalesce(func.sum(per_source.c.people), 0),
+                   func.coalesce(func.sum(per_source.c.faces), 0), func.max(per_source.c.last_seen))
+            .outerjoin(Source, Source.event_id == Event.id)
+            .outerjoin(per_source, per_source.c.source_id == Source.id)
+            .group_by(Event.id).order_by(Event.created_at, Event.id)
+        )
+        with self.session() as s:
+            rows = s.execute(stmt).all()
+        return [EventSummary(ev.name, ev.description, ev.starts_at, ev.ends_at, ev.retention_days, ev.created_at,
+                             int(n_src), int(people), int(faces), last) for ev, n_src, people, faces, last in rows]
+
+    def delete_event(self, name: str) -> int:
+        """Delete an event with all its sources and observations; returns the observations removed."""
+        with self.session() as s:
+            ev = s.scalar(select(Event).where(Event.name == name))
+            if ev is None:
+                raise EventNotFound(name)
+            source_ids = select(Source.id).where(Source.event_id == ev.id).scalar_subquery()
+            n = s.execute(delete(Observation).where(Observation.source_id.in_(source_ids))).rowcount
+            s.execute(delete(Source).where(Source.event_id == ev.id))
+            s.execute(delete(Event).where(Event.id == ev.id))
+        return int(n or 0)
+
+    def expired_events(self, older_than_days: float | None = None, now: datetime | None = None) -> list[str]:
+        """Events past their own retention period, or (if given) whose data is older than ``older_than_days``.
+
+        An event's age counts from its end time, else its last observation, else its creation.
+        """
+        now = now or utcnow()
+        expired = []
+        for ev in self.list_events():
+            reference = ev.ends_at or ev.last_seen or ev.created_at
+            limits = [d for d in (ev.retention_days, older_than_days) if d is not None]
+            if limits and now - reference > timedelta(days=min(limits)):
+                expired.append(ev.name)
+        return expired
+
+    def purge(self, older_than_days: float | None = None, now: datetime | None = None) -> list[str]:
+        """Delete expired events (see :meth:`expired_events`); returns their names."""
+        names = self.expired_events(older_than_days, now)
+        for name in names:
+            self.delete_event(name)
+        return names
+
+    # -- sources and observations -----------------------------------------------
+    def open_source(self, event_name: str, kind: str, uri: str, label: str | None = None, **fields: Any) -> Source:
+        """The event's source for ``(kind, uri)``, created on first use (resuming an ingest finds it again)."""
+        if kind not in SOURCE_KINDS:
+            raise ValueError(f"unknown source kind {kind!r}; expected one of {SOURCE_KINDS}")
+        ev = self.get_event(event_name)
+        stmt = select(Source).where(Source.event_id == ev.id, Source.kind == kind, Source.uri == uri)
+        with self.session() as s:
+            src = s.scalar(stmt)
+        if src is not None:
+            return src
+        try:
+            with self.session() as s:
+                src = Source(event_id=ev.id, kind=kind, uri=uri, label=label or uri, **fields)
+                s.add(src)
+        except IntegrityError:
+            # Another process created it at the same moment: use theirs.
+            with self.session() as s:
+                src = s.scalar(stmt)
+        return src
+
+    def get_source(self, source_id: int) -> Source:
+        with self.session() as s:
+            src = s.get(Source, source_id)
+        if src is None:
+            raise LookupError(f"no source with id {source_id}")
+        return src
+
+    def update_source(self, source_id: int, **fields: Any) -> None:
+        with self.session() as s:
+            s.execute(update(Source).where(Source.id == source_id).values(updated_at=utcnow(), **fields))
+
+    def commit_batch(self, source_id: int, rows: Iterable[Mapping[str, Any]], frames_done: int,
+                     finished: bool = False) -> None:
+        """Write observations and advance the source's resume cursor in one transaction.
+
+        Either both happen or neither, so a killed ingest resumes exactly after its last commit.
+        """
+        rows = [dict(r, source_id=source_id) for r in rows]
+        with self.session() as s:
+            if rows:
+                s.execute(insert(Observation), rows)
+            s.execute(update(Source).where(Source.id == source_id)
+                      .values(frames_done=frames_done, finished=finished, updated_at=utcnow()))
+
+    def rewind_source(self, source_id: int, frame: int) -> int:
+        """Drop the source's observations from ``frame`` on and move its cursor back there."""
+        with self.session() as s:
+            n = s.execute(delete(Observation).where(Observation.source_id == source_id,
+                                                    Observation.frame >= frame)).rowcount
+            s.execute(update(Source).where(Source.id == source_id)
+                      .values(frames_done=frame, finished=False, updated_at=utcnow()))
+        return int(n or 0)
+
+    def track_spans(self, source_id: int, since_frame: int = 0) -> list[tuple[int, int, int]]:
+        """``(track, first frame, last frame)`` of the source's tracks seen at or after ``since_frame``."""
+        recent = select(Observation.track).where(Observation.source_id == source_id,
+                                                 Observation.frame >= since_frame).distinct()
+        stmt = (select(Observation.track, func.min(Observation.frame), func.max(Observation.frame))
+                .where(Observation.source_id == source_id, Observation.track.in_(recent))
+                .group_by(Observation.track))
+        with self.session() as s:
+            return [(int(t), int(a), int(b)) for t, a, b in s.execute(stmt).all()]
+
+    def max_track(self, source_id: int) -> int:
+        with self.session() as s:
+            value = s.scalar(select(func.max(Observation.track)).where(Observation.source_id == source_id))
+        return int(value) if value is not None else 0
+
+    def sources(self, event_name: str) -> list[Source]:
+        ev = self.get_event(event_name)
+        with self.session() as s:
+            return list(s.scalars(select(Source).where(Source.event_id == ev.id).order_by(Source.id)))
+
+    def observations(self, event_name: str):  # noqa: ANN201 - returns a pandas DataFrame
+        """All observations of an event as a DataFrame (one row per face), with source kind and label."""
+        import pandas as pd
+
+        ev = self.get_event(event_name)
+        cols = [Observation.source_id, Source.kind, Source.label, Observation.frame, Observation.ts,
+                Observation.track, Observation.box_w, Observation.box_h,
+                *(getattr(Observation, c) for c in PROB_COLUMNS)]
+        stmt = (select(*cols).join(Source, Source.id == Observation.source_id)
+                .where(Source.event_id == ev.id).order_by(Observation.ts, Observation.id))
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        names = ["source_id", "kind", "source", "frame", "ts", "track", "box_w", "box_h", *PROB_COLUMNS]
+        df = pd.DataFrame(rows, columns=names)
+        df["ts"] = pd.to_datetime(df["ts"])
+        return df
+
+    def data_version(self, event_name: str) -> tuple[int, int]:
+        """(observation count, highest observation id) of an event: changes whenever data is added."""
+        ev = self.get_event(event_name)
+        stmt = (select(func.count(Observation.id), func.coalesce(func.max(Observation.id), 0))
+                .join(Source, Source.id == Observation.source_id).where(Source.event_id == ev.id))
+        with self.session() as s:
+            n, top = s.execute(stmt).one()
+        return int(n), int(top)
