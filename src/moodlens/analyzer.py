@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from moodlens.classifier import EmotionClassifier
 from moodlens.detect import FaceDetector, create_detector
-from moodlens.imageio import MAX_PIXELS, ColorOrder, load_image
+from moodlens.imageio import MAX_PIXELS, ColorOrder, ImageError, iter_image_paths, load_image
 from moodlens.preprocess import crop_face, to_gray
 from moodlens.results import Faces
 from moodlens.spec import FACE_MARGIN
@@ -78,3 +80,13 @@ class Analyzer:
         return self.classify(bgr, self.detect(bgr))
 
     __call__ = analyze
+
+    def analyze_paths(self, paths: list[str | Path] | tuple[str | Path, ...], progress: bool = False,
+                      ) -> Iterator[tuple[Path, Faces | ImageError]]:
+        """Analyse files and folders (recursively); yields (path, faces) or (path, error) and goes on after errors."""
+        files = iter_image_paths(paths)
+        for path in tqdm(files, desc="analysing", unit="image", disable=not progress):
+            try:
+                yield path, self.analyze(path)
+            except ImageError as exc:
+                yield path, exc

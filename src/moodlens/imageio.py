@@ -185,3 +185,19 @@ def load_image(src: str | Path | bytes | bytearray | memoryview | np.ndarray, ma
             raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
         return decode_image(data, name=str(path), max_pixels=max_pixels)
     raise TypeError(f"cannot load an image from {type(src).__name__}; pass a path, bytes or a numpy array")
+
+
+#: File suffixes picked up when a folder is given (explicitly named files are always tried).
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff",
+                                            ".webp", ".pgm", ".ppm", ".pnm", ".pbm"})
+
+
+def iter_image_paths(paths: list[str | Path] | tuple[str | Path, ...]) -> list[Path]:
+    """Files named, plus images (by suffix) found recursively in folders named, in a stable order."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            found.append(p)  # missing files are reported by load_image, not silently dropped
+    return found

@@ -279,22 +279,27 @@ class VideoAnalyzer:
         return self.summary
 
 
-CSV_FIELDS = ["frame", "time_s", "face", "track_id", "x", "y", "w", "h", "detector_score", "emotion", "confidence",
-              *EMOTIONS]
+#: Columns of :meth:`moodlens.results.Faces.to_records` rows.
+FACE_FIELDS = ["face", "track_id", "x", "y", "w", "h", "detector_score", "emotion", "confidence", *EMOTIONS]
+#: Columns of video and camera CSV files: a timestamp on every row.
+CSV_FIELDS = ["frame", "time_s", *FACE_FIELDS]
 
 
 class CsvWriter:
-    """Rows of :meth:`FrameResult.to_records`, written as they come (a camera may run for hours)."""
+    """Face rows written as they come (a camera may run for hours); ``fields`` fixes the columns."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, fields: list[str] = CSV_FIELDS) -> None:  # noqa: B006 - never mutated
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: IO[str] = self.path.open("w", newline="")
-        self._writer = csv.DictWriter(self._fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        self._writer = csv.DictWriter(self._fh, fieldnames=fields, extrasaction="ignore")
         self._writer.writeheader()
 
     def write(self, result: FrameResult) -> None:
         self._writer.writerows(result.to_records())
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        self._writer.writerows(rows)
 
     def close(self) -> None:
         self._fh.close()
