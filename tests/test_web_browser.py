@@ -5,6 +5,7 @@ Screenshots land in ``test-artifacts/`` (git-ignored) for a human to look at.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import os
@@ -123,8 +124,18 @@ def test_upload_shows_annotated_photo_table_chart_and_downloads(server, photos, 
             phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
                                      has_touch=True)
             phone.goto(server + "/")
-            phone.set_input_files("#file-input", [str(photos["astronaut.jpg"])])
-            phone.wait_for_selector("#progress-text:has-text('Done')", timeout=60_000)
+            # Drag and drop five photos: the page sends them in two requests (4 + 1) and counts them all.
+            photo = base64.b64encode(photos["astronaut.jpg"].read_bytes()).decode()
+            phone.evaluate("""photo => {
+                const bytes = Uint8Array.from(atob(photo), c => c.charCodeAt(0));
+                const drop = new DataTransfer();
+                for (let i = 1; i <= 5; i++) drop.items.add(new File([bytes], `guest${i}.jpg`, {type: "image/jpeg"}));
+                const event = new DragEvent("drop", {dataTransfer: drop, bubbles: true, cancelable: true});
+                document.getElementById("dropzone").dispatchEvent(event);
+            }""", photo)
+            phone.wait_for_selector("#progress-text:has-text('Done: 5 photos')", timeout=60_000)
+            assert phone.inner_text("#stat-photos") == "5" and phone.inner_text("#stat-faces") == "5"
+            assert phone.locator("article.result").count() == 5
             assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
             phone.screenshot(path=str(artifacts / "web-upload-phone.png"), full_page=True)
         finally:

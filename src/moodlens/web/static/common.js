@@ -17,7 +17,9 @@ window.Moodlens = (() => {
 
   // Horizontal bars, one per emotion in the model's class order: counts = {emotion: number}.
   function barChart(svg, counts, labels = config.emotions) {
-    const rowH = 26, labelW = 70, valueW = 80, width = 420;
+    // Draw in CSS pixels of the chart's own width, so labels stay readable from phones to desktops.
+    const width = Math.max(260, Math.round(svg.getBoundingClientRect().width) || 420);
+    const rowH = 26, labelW = 70, valueW = 80;
     const total = labels.reduce((s, k) => s + (counts[k] || 0), 0);
     const max = Math.max(1, ...labels.map((k) => counts[k] || 0));
     svg.replaceChildren();

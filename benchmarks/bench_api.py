@@ -1,0 +1,139 @@
+"""Load figure for ``POST /api/v1/analyze``: requests/s and p50/p95 latency at 1 and 8 concurrent clients.
+
+Starts ``moodlens serve`` on 127.0.0.1 (a free port, loopback only) in a subprocess, sends a bounded
+number of requests with one 640x480 one-face JPEG each, checks every answer, and prints the numbers
+with the facts of the machine they were measured on.
+
+    python benchmarks/bench_api.py                      # 1 and 8 clients, 40 requests each
+    python benchmarks/bench_api.py --requests 80 --concurrency 1 2 8 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import httpx
+import numpy as np
+import onnxruntime
+from skimage import data
+
+
+def one_face_photo() -> bytes:
+    """The astronaut (one smiling face) on a 640x480 canvas, as a JPEG."""
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    frame[:, 80:560] = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (480, 480))
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return buf.tobytes()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, workers: int | None) -> subprocess.Popen:
+    cmd = [sys.executable, "-c", "from moodlens.cli import app; app()", "serve", "--host", "127.0.0.1",
+           "--port", str(port)]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise SystemExit(f"server did not start: {proc.stderr.read() if proc.stderr else ''}")
+
+
+def machine_facts() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "cores": f"{os.cpu_count()} ({usable} usable)",
+            "load average (1/5/15 min)": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__,
+            "os": platform.platform()}
+
+
+def run_level(url: str, photo: bytes, clients: int, requests: int) -> dict[str, float]:
+    """``requests`` POSTs spread over ``clients`` threads, each with its own keep-alive connection."""
+    per_client = [requests // clients + (i < requests % clients) for i in range(clients)]
+
+    def client(n: int) -> tuple[list[float], int]:
+        latencies, failures = [], 0
+        with httpx.Client(base_url=url, timeout=120) as c:
+            for _ in range(n):
+                t0 = time.perf_counter()
+                r = c.post("/api/v1/analyze", files=[("files", ("photo.jpg", photo, "image/jpeg"))])
+                latencies.append(time.perf_counter() - t0)
+                ok = r.status_code == 200 and len(r.json()["images"][0]["faces"]) == 1
+                failures += not ok
+        return latencies, failures
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(client, per_client))
+    wall = time.perf_counter() - t0
+    latencies = sorted(x for lat, _ in results for x in lat)
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"clients": clients, "requests": len(latencies), "failed": sum(f for _, f in results),
+            "req_per_s": len(latencies) / wall, "p50_ms": 1000 * q[49], "p95_ms": 1000 * q[94]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=40, help="requests per concurrency level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8], help="concurrent clients")
+    parser.add_argument("--workers", type=int, default=None, help="server --workers (default: its own default)")
+    parser.add_argument("--warmup", type=int, default=3, help="unmeasured requests first")
+    args = parser.parse_args()
+
+    facts = machine_facts()  # load average before the run: other processes compete for the same cores
+    photo = one_face_photo()
+    port = free_port()
+    server = start_server(port, args.workers)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        model = httpx.get(f"{url}/api/v1/model").json()
+        capacity = httpx.get(f"{url}/healthz").json()["capacity"]
+        run_level(url, photo, 1, args.warmup)
+        rows = [run_level(url, photo, c, args.requests) for c in args.concurrency]
+    finally:
+        server.terminate()
+        server.wait(10)
+
+    print("moodlens API load test: POST /api/v1/analyze, one 640x480 JPEG "
+          f"({len(photo) / 1024:.0f} KB, 1 face) per request, loopback")
+    for key, value in facts.items():
+        print(f"  {key}: {value}")
+    print(f"  load average after the run: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"  server: workers={args.workers or 'default'}, capacity={capacity}, detector={model['detector']}, "
+          f"model={model['name']} ({model['sha256']})")
+    print(f"\n{'clients':>7} {'requests':>8} {'failed':>6} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7}")
+    for r in rows:
+        print(f"{r['clients']:>7} {r['requests']:>8} {r['failed']:>6} {r['req_per_s']:>7.1f} "
+              f"{r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f}")
+
+
+if __name__ == "__main__":
+    main()
