@@ -13,16 +13,17 @@ FRAME_W, FRAME_H = 640, 480
 SPRITE_W, SPRITE_H = 110, 142
 
 
-def face_sprite(mirror: bool = False) -> np.ndarray:
-    """The astronaut's head and shoulders (public-domain photo), BGR, SPRITE_W x SPRITE_H."""
+def face_sprite(mirror: bool = False, scale: float = 1.0) -> np.ndarray:
+    """The astronaut's head and shoulders (public-domain photo), BGR, about SPRITE_W x SPRITE_H times ``scale``."""
     face = np.ascontiguousarray(skimage.data.astronaut()[10:230, 140:310, ::-1])
-    face = cv2.resize(face, (SPRITE_W, SPRITE_H), interpolation=cv2.INTER_AREA)
+    size = (round(SPRITE_W * scale), round(SPRITE_H * scale))
+    face = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(face[:, ::-1]) if mirror else face
 
 
-def background(seed: int = 0) -> np.ndarray:
+def background(width: int = FRAME_W, height: int = FRAME_H, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    bg = rng.integers(60, 200, (FRAME_H, FRAME_W, 3)).astype(np.uint8)
+    bg = rng.integers(60, 200, (height, width, 3)).astype(np.uint8)
     return cv2.GaussianBlur(bg, (0, 0), 6)
 
 
@@ -35,22 +36,35 @@ class Crossing:
     y: int = 40
     left_to_right: bool = True
     mirror: bool = False
+    #: Frames [a, b) during which the person is hidden (occluded) while still walking.
+    hidden: tuple[int, int] | None = None
+
+    def visible(self, frame: int) -> bool:
+        return self.start <= frame < self.end and not (self.hidden and self.hidden[0] <= frame < self.hidden[1])
 
 
-def make_video(path: Path, crossings: list[Crossing], frames: int, fps: float = 10.0) -> Path:
-    """Write an MJPG AVI where each crossing moves a face sprite across a textured background."""
-    bg = background()
-    sprites = {False: face_sprite(False), True: face_sprite(True)}
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (FRAME_W, FRAME_H))
+def make_video(path: Path, crossings: list[Crossing], frames: int, fps: float = 10.0,
+               size: tuple[int, int] = (FRAME_W, FRAME_H)) -> Path:
+    """Write an MJPG AVI where each crossing moves a face sprite across a textured background.
+
+    Sprites and rows scale with the frame height (``Crossing.y`` is given for a 480-pixel-high frame).
+    """
+    width, height = size
+    scale = height / FRAME_H
+    bg = background(width, height)
+    sprites = {False: face_sprite(False, scale), True: face_sprite(True, scale)}
+    sprite_h, sprite_w = sprites[False].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
     assert writer.isOpened(), "OpenCV cannot write MJPG videos here"
-    travel = FRAME_W - SPRITE_W - 40
+    travel = width - sprite_w - 40
     for f in range(frames):
         img = bg.copy()
         for c in crossings:
-            if c.start <= f < c.end:
+            if c.visible(f):
                 t = (f - c.start) / max(c.end - c.start - 1, 1)
                 x = 20 + int(round(travel * (t if c.left_to_right else 1 - t)))
-                img[c.y:c.y + SPRITE_H, x:x + SPRITE_W] = sprites[c.mirror]
+                y = round(c.y * scale)
+                img[y:y + sprite_h, x:x + sprite_w] = sprites[c.mirror]
         writer.write(img)
     writer.release()
     return path

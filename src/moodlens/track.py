@@ -7,7 +7,7 @@ problem. A track that goes unmatched for ``max_age`` updates ends, and its id is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -38,6 +38,8 @@ class Track:
     box: np.ndarray
     hits: int = 1
     missed: int = 0
+    #: Centre motion per update (x, y), used only with ``predict_motion``.
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
 
 class FaceTracker:
@@ -47,10 +49,13 @@ class FaceTracker:
     when IoU is too low, the largest centre distance as a fraction of the box side (fast motion, or
     several skipped frames). ``max_age``: updates a track may go unmatched before it ends.
     After each :meth:`update`, :attr:`ended` lists the ids of tracks that ended in it; :meth:`finish`
-    ends all remaining tracks (end of video) and returns their ids.
+    ends all remaining tracks (end of video) and returns their ids. ``predict_motion``: match against
+    where each track would be if it kept its recent velocity (people walking past a camera, short
+    occlusions, analysing only every Nth frame).
     """
 
-    def __init__(self, iou_threshold: float = 0.3, max_age: int = 15, max_distance: float = 0.6) -> None:
+    def __init__(self, iou_threshold: float = 0.3, max_age: int = 15, max_distance: float = 0.6,
+                 predict_motion: bool = False) -> None:
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError("iou_threshold must be in (0, 1]")
         if max_age < 0:
@@ -58,6 +63,7 @@ class FaceTracker:
         self.iou_threshold = iou_threshold
         self.max_age = max_age
         self.max_distance = max_distance
+        self.predict_motion = predict_motion
         self.tracks: list[Track] = []
         self.ended: list[int] = []
         self._next_id = 0
@@ -68,6 +74,8 @@ class FaceTracker:
 
     def _cost(self, boxes: np.ndarray) -> np.ndarray:
         old = np.stack([t.box for t in self.tracks]).astype(np.float64)
+        if self.predict_motion:
+            old[:, :2] += np.stack([t.velocity * (t.missed + 1) for t in self.tracks])
         new = boxes.astype(np.float64)
         iou = iou_matrix(old, new)
         centre_old = old[:, :2] + old[:, 2:] / 2
@@ -98,6 +106,10 @@ class FaceTracker:
                 if cost[r, c] >= _NO_MATCH:
                     continue
                 track = self.tracks[r]
+                if self.predict_motion:
+                    step = (faces.boxes[c, :2] + faces.boxes[c, 2:] / 2 - track.box[:2] - track.box[2:] / 2)
+                    step = step / (track.missed + 1)
+                    track.velocity = step if track.hits == 1 else 0.5 * track.velocity + 0.5 * step
                 track.box, track.hits, track.missed = faces.boxes[c].copy(), track.hits + 1, 0
                 ids[c] = track.track_id
                 matched_tracks.add(r)

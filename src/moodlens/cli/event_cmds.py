@@ -1,9 +1,200 @@
-"""CLI commands (to be filled in)."""
+"""Event commands: ``moodlens event create|ingest|report|list|delete|purge``.
+
+Each option is a keyword of the library call it makes (``EventStore`` methods,
+``ingest_video``/``ingest_camera``/``ingest_photos``, ``build_report``) with the same default.
+"""
 
 from __future__ import annotations
 
+import json
+import signal
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from moodlens.events.report import REPORT_FORMATS
+from moodlens.events.store import EventExists, EventNotFound, EventStore
+
+event_app = typer.Typer(help="Private, aggregate feedback for events: ingest streams and photos, write reports.",
+                        no_args_is_help=True)
+
+DbOpt = Annotated[str | None, typer.Option(
+    "--db", envvar="MOODLENS_DB", show_default=False,
+    help="Database: a SQLite file path or URL, or postgresql://user@host/db. "
+         "Default: ~/.local/share/moodlens/events.db.")]
+NameArg = Annotated[str, typer.Argument(help="Event name.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input (names, paths, options, unreadable media) -> one clear line and exit code 1."""
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (EventNotFound, EventExists, FileNotFoundError, NotADirectoryError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+    return wrapper
+
+
+def _time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{option}: {value!r} is not an ISO date/time such as 2025-06-01T18:00 or "
+                         "2025-06-01T18:00+02:00") from None
+
+
+@event_app.command("create")
+@_user_errors
+def create_cmd(
+    name: NameArg,
+    starts_at: Annotated[str | None, typer.Option("--start", help="Start of the event window (ISO time; "
+                                                  "local time unless it has an offset).")] = None,
+    ends_at: Annotated[str | None, typer.Option("--end", help="End of the event window (ISO time).")] = None,
+    description: Annotated[str, typer.Option(help="Free text shown on the report.")] = "",
+    retention_days: Annotated[int | None, typer.Option(help="Days to keep the event's data after it ends; "
+                                                       "`moodlens event purge` deletes it afterwards.")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Create an event (a name, an optional time window and retention period)."""
+    with EventStore(db) as store:
+        store.create_event(name, starts_at=_time(starts_at, "--start"), ends_at=_time(ends_at, "--end"),
+                           description=description, retention_days=retention_days)
+        typer.echo(f"created event {name!r} in {store}")
+
+
+@event_app.command("ingest")
+@_user_errors
+def ingest_cmd(
+    name: NameArg,
+    video: Annotated[Path | None, typer.Option(help="Video file to analyse (resumes if interrupted).")] = None,
+    camera: Annotated[int | None, typer.Option(help="Camera index to analyse until stopped (Ctrl-C).")] = None,
+    photos: Annotated[Path | None, typer.Option(help="Folder of photos (searched recursively).")] = None,
+    every: Annotated[int, typer.Option(help="Analyse every Nth frame (or photo).")] = 1,
+    track_gap_s: Annotated[float, typer.Option(help="Seconds a face may go unseen before its track "
+                                                    "(one person) ends.")] = 1.0,
+    start: Annotated[str | None, typer.Option(help="Video only: wall-clock time of its first frame (ISO). "
+                                              "Default: the event start, else file time minus duration.")] = None,
+    model: Annotated[str, typer.Option(help="Model: 'default' or a path to an .onnx file.")] = "default",
+    detector: Annotated[str, typer.Option(help="Face detector: auto, yunet or centerface.")] = "auto",
+    min_confidence: Annotated[float, typer.Option(help="Least detector score of a face.")] = 0.6,
+    commit_interval_s: Annotated[float, typer.Option(help="Most seconds between database commits.")] = 1.0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    db: DbOpt = None,
+) -> None:
+    """Analyse a video, a live camera or a photo folder into an event. Frames stay in memory; only
+    per-face numbers (time, anonymous track, 7 probabilities, box size) are stored."""
+    from moodlens.events import ingest
+
+    chosen = [o for o, v in (("--video", video), ("--camera", camera), ("--photos", photos)) if v is not None]
+    if len(chosen) != 1:
+        raise ValueError("give exactly one of --video FILE, --camera INDEX or --photos DIR"
+                         + (f" (got {', '.join(chosen)})" if chosen else ""))
+    common = {"every": every, "model": model, "detector": detector, "min_confidence": min_confidence,
+              "commit_interval_s": commit_interval_s, "progress": progress}
+    # SIGTERM (service stop, `kill`) ends the ingest like Ctrl-C: the last batch is committed first.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with EventStore(db) as store:
+        if video is not None:
+            result = ingest.ingest_video(store, name, video, track_gap_s=track_gap_s, start=_time(start, "--start"),
+                                         **common)
+        elif camera is not None:
+            typer.echo("analysing the camera; press Ctrl-C to stop", err=True)
+            result = ingest.ingest_camera(store, name, camera, track_gap_s=track_gap_s, **common)
+        else:
+            result = ingest.ingest_photos(store, name, photos, **common)
+    typer.echo(result.summary())
+
+
+@event_app.command("report")
+@_user_errors
+def report_cmd(
+    name: NameArg,
+    out: Annotated[Path, typer.Option(help="Folder for report.html / report.json / CSV files.")],
+    formats: Annotated[str, typer.Option("--format", help=f"Comma-separated: {','.join(REPORT_FORMATS)}.")] = ",".join(
+        REPORT_FORMATS),
+    min_group_size: Annotated[int, typer.Option(help="Groups with fewer people are not broken out.")] = 5,
+    bin_minutes: Annotated[int, typer.Option(help="Width of the time bins, in minutes.")] = 1,
+    model: Annotated[str, typer.Option(help="Model whose card gives the accuracy printed on the report.")] = "default",
+    db: DbOpt = None,
+) -> None:
+    """Write the event's aggregate report (self-contained HTML, CSV, JSON)."""
+    from moodlens.events.report import build_report, parse_formats
+
+    formats = parse_formats(formats)
+    with EventStore(db) as store:
+        report = build_report(store, name, min_group_size=min_group_size, bin_minutes=bin_minutes, model=model)
+    for path in report.write(out, formats):
+        typer.echo(f"wrote {path}")
+    totals = report.data["totals"]
+    typer.echo(f"{totals['people']} people ({totals['stream_tracks']} tracks in video/camera, "
+               f"{totals['photo_faces']} faces in photos), {totals['faces']} face observations")
+    typer.echo(report.data["definitions"]["valence_index"])
+
+
+@event_app.command("list")
+@_user_errors
+def list_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """List events with their people, faces and sources."""
+    with EventStore(db) as store:
+        events = store.list_events()
+    if as_json:
+        typer.echo(json.dumps([e.to_dict() for e in events], indent=2))
+        return
+    if not events:
+        typer.echo("no events")
+        return
+    typer.echo(f"{'name':<24} {'people':>7} {'faces':>8} {'sources':>7}  last seen (UTC)")
+    for e in events:
+        last = e.last_seen.isoformat(sep=" ", timespec="seconds") if e.last_seen else "-"
+        typer.echo(f"{e.name:<24} {e.people:>7} {e.faces:>8} {e.sources:>7}  {last}")
+
+
+@event_app.command("delete")
+@_user_errors
+def delete_cmd(
+    name: NameArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Delete an event and all its observations."""
+    with EventStore(db) as store:
+        store.get_event(name)
+        if not yes:
+            typer.confirm(f"delete event {name!r} and all its observations?", abort=True)
+        n = store.delete_event(name)
+    typer.echo(f"deleted event {name!r} ({n} observations)")
+
+
+@event_app.command("purge")
+@_user_errors
+def purge_cmd(
+    older_than_days: Annotated[float | None, typer.Option(help="Also delete every event whose data is older "
+                                                          "than this many days.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only list what would be deleted.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Delete events past their retention period (set with `event create --retention-days`)."""
+    with EventStore(db) as store:
+        names = (store.expired_events(older_than_days) if dry_run else store.purge(older_than_days))
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(f"{verb} {len(names)} event(s)" + (": " + ", ".join(names) if names else ""))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add the ``event`` command group to ``app``."""
+    app.add_typer(event_app, name="event")

@@ -14,9 +14,9 @@ resumed run therefore ends with the same people and faces as an uninterrupted on
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,6 +52,8 @@ class IngestResult:
 
     def summary(self) -> str:
         unit = "photos" if self.kind in ("photos", "upload") else "frames"
+        if self.finished and not self.frames and self.resumed_from is None:
+            return f"{self.source}: already ingested completely (delete the event to start again)"
         text = f"{self.source}: {self.frames} {unit} analysed, {self.faces} faces, {self.new_tracks} new tracks"
         if self.resumed_from is not None:
             text += f" (resumed from {unit[:-1]} {self.resumed_from})"
@@ -252,7 +254,7 @@ def ingest_video(store: EventStore, event: str, video: str | Path, every: int = 
             cap.release()
 
     bar = tqdm(total=total or None, initial=first, unit="frame", desc=path.name, disable=not progress)
-    return _run_stream(store, src, frames(), FaceTracker(max_age=max_age), analyzer, result, bar,
+    return _run_stream(store, src, frames(), FaceTracker(max_age=max_age, predict_motion=True), analyzer, result, bar,
                        commit_interval_s, stop)
 
 
@@ -299,7 +301,7 @@ def ingest_camera(store: EventStore, event: str, camera: int = 0, every: int = 1
             cap.release()
 
     bar = tqdm(unit="frame", desc=f"camera {camera}", disable=not progress)
-    return _run_stream(store, src, frames(), FaceTracker(max_age=max_age), analyzer, result, bar,
+    return _run_stream(store, src, frames(), FaceTracker(max_age=max_age, predict_motion=True), analyzer, result, bar,
                        commit_interval_s, stop, finish=False)
 
 
@@ -407,7 +409,7 @@ def _run_photos(store: EventStore, src: Source, items: Iterable[tuple[int, Path,
             try:
                 faces = analyzer.analyze(data if data is not None else path)
             except (ImageError, OSError) as e:
-                warnings.warn(f"{path}: skipped ({e})", stacklevel=2)
+                tqdm.write(f"warning: skipped {e}", file=sys.stderr)
                 result.skipped += 1
                 faces = Faces.empty()
             ts = photo_time(path if data is None else None, data) or utcnow()
