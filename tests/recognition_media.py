@@ -72,8 +72,9 @@ def write_video(path, frames: list[np.ndarray], fps: float = 25.0) -> None:
     writer.release()
 
 
-def moving_faces_frames(n: int, faces: int = 2, size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:
-    """``faces`` astronaut heads moving in opposite directions (crossing paths horizontally at different rows)."""
+def moving_faces_frames(n: int, faces: int = 2, size: tuple[int, int] = (640, 480), step: int = 10,
+                        ) -> list[np.ndarray]:
+    """``faces`` astronaut heads moving ``step`` px a frame in opposite directions, one row each."""
     w, h = size
     bg = background(w, h)
     sprite = face_sprite(scale=0.8)
@@ -82,8 +83,8 @@ def moving_faces_frames(n: int, faces: int = 2, size: tuple[int, int] = (640, 48
     for t in range(n):
         img = bg.copy()
         for k in range(faces):
-            u = t / max(n - 1, 1)
-            x = int(20 + (w - sw - 40) * (u if k % 2 == 0 else 1 - u))
+            x = 20 + t * step if k % 2 == 0 else w - sw - 20 - t * step
+            x = int(np.clip(x, 0, w - sw))
             y = 20 + k * (sh + 30)
             img[y:y + sh, x:x + sw] = sprite if k % 2 == 0 else sprite[:, ::-1]
         frames.append(img)

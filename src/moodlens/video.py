@@ -240,8 +240,8 @@ class VideoAnalyzer:
             raise ValueError("every must be >= 1")
         self.analyzer = analyzer
         self.every = every
-        # A track missing for max_age detections is gone; count in frames so --every does not shorten it.
-        self.tracker = FaceTracker(iou_threshold=iou_threshold, max_age=max(1, max_age // every))
+        # Every frame updates the tracker (detected or carried boxes), so max_age counts frames.
+        self.tracker = FaceTracker(iou_threshold=iou_threshold, max_age=max(max_age, every))
         self.smoother = ProbSmoother(smoothing)
         self.summary = VideoSummary(source)
         self.on_track_end = on_track_end
@@ -255,11 +255,13 @@ class VideoAnalyzer:
         detect_now = self._count % self.every == 0 or self._prev_gray is None
         self._count += 1
         if detect_now:
-            faces = self.tracker.update(self.analyzer.detect(image))
-            self._end(self.tracker.ended)
+            found = self.analyzer.detect(image)
         else:
-            boxes = _follow_boxes(self._prev_gray, gray, self._last.boxes)
-            faces = Faces(boxes, self._last.detector_scores, None, self._last.track_ids)
+            # Carried boxes go through the tracker too, so the next detection is matched to where
+            # each face is now, not to where it was detected N frames ago.
+            found = Faces(_follow_boxes(self._prev_gray, gray, self._last.boxes), self._last.detector_scores)
+        faces = self.tracker.update(found)
+        self._end(self.tracker.ended)
         faces = self.smoother.update(self.analyzer.classify(image, faces))
         self._prev_gray, self._last = gray, faces
         result = FrameResult(frame.index, frame.time_s, faces, detect_now)
