@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Callable
 from datetime import datetime
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from moodlens.cli.errors import user_errors
 from moodlens.events.report import REPORT_FORMATS
 from moodlens.events.store import EventExists, EventNotFound, EventStore
 
@@ -29,20 +28,7 @@ DbOpt = Annotated[str | None, typer.Option(
 NameArg = Annotated[str, typer.Argument(help="Event name.")]
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=1)
-
-
-def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Bad input (names, paths, options, unreadable media) -> one clear line and exit code 1."""
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (EventNotFound, EventExists, FileNotFoundError, NotADirectoryError, ValueError) as exc:
-            raise _fail(str(exc)) from None
-    return wrapper
+_user_errors = user_errors(EventNotFound, EventExists, FileNotFoundError, NotADirectoryError, ValueError)
 
 
 def _time(value: str | None, option: str) -> datetime | None:

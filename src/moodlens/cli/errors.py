@@ -1,0 +1,28 @@
+"""Turning bad user input into one clear error line (exit code 1) instead of a traceback; shared by CLI modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import typer
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` in red on stderr; raise the returned ``typer.Exit``."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+def user_errors(*errors: type[BaseException]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: the given exception types (bad names, paths, options, data) become :func:`fail` lines."""
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except errors as exc:
+                raise fail(str(exc)) from None
+        return wrapper
+    return decorate
