@@ -29,13 +29,13 @@ class AugmentConfig:
 class TrainConfig:
     """The default recipe (see MODEL_CARD.md)."""
 
-    epochs: int = 60
+    epochs: int = 40
     batch_size: int = 128
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
-    warmup_frac: float = 0.15
+    warmup_frac: float = 0.1
     ema_decay: float = 0.998
     balance: str = "sqrt-weighted-loss"
     widths: tuple[int, ...] = (32, 64, 128, 256)
