@@ -181,8 +181,8 @@ def test_live_page_draws_faces_from_the_camera(server, artifacts, tmp_path):
             browser.close()
 
 
-def test_live_page_explains_a_missing_camera(server):
-    """Without a camera (or permission) the page says so instead of failing silently."""
+def test_live_page_explains_a_missing_camera_and_docs_render(server):
+    """Without a camera (or permission) the page says so instead of failing silently; /docs works offline."""
     with sync_api.sync_playwright() as p:
         browser = launch(p)
         try:
@@ -194,6 +194,11 @@ def test_live_page_explains_a_missing_camera(server):
             message = page.inner_text("#live-status")
             assert "camera" in message.lower() and ("denied" in message or "No camera" in message), message
             assert page.is_enabled("#start")
+
+            # The API docs render from the server's own Swagger UI files (no CDN reachable here).
+            page.goto(server + "/docs")
+            page.wait_for_selector(".opblock-summary-path[data-path='/api/v1/analyze']", timeout=30_000)
+            assert page.locator(".opblock").count() >= 4
         finally:
             browser.close()
 

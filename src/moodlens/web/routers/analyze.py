@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/v1", tags=["analyze"])
 _MULTIPART_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["files"],
     "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                             "description": "one or more images (JPEG, PNG, BMP, WebP, TIFF); the format is "
+                             "description": "one or more images (JPEG, PNG, WebP, GIF, BMP, TIFF, PNM); the format is "
                                             "recognised from the content, not the file name"}}}}}}}
 
 

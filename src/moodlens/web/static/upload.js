@@ -13,7 +13,7 @@
   let errors = []; // {index, filename, status, reason}
   let busy = false;
 
-  $("limits-hint").textContent = `JPEG, PNG, WebP, BMP or TIFF · up to ${bytes(limits.max_upload_bytes)} per photo · `
+  $("limits-hint").textContent = `JPEG, PNG, WebP, GIF, BMP or TIFF · up to ${bytes(limits.max_upload_bytes)} per photo · `
     + `as many photos as you like (sent ${CHUNK_FILES} at a time)`;
 
   // Group files so each request holds at most CHUNK_FILES files and CHUNK_BYTES bytes.
