@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,8 @@ class IngestResult:
     resumed_from: int | None = None
     finished: bool = False
     skipped: int = 0
+    #: (file name, reason) of each photo that could not be read.
+    errors: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         unit = "photos" if self.kind in ("photos", "upload") else "frames"
@@ -397,7 +399,7 @@ def ingest_images(store: EventStore, event: str, images: list[tuple[str, bytes]]
 
 def _run_photos(store: EventStore, src: Source, items: Iterable[tuple[int, Path, bytes | None]], analyzer: Any,
                 result: IngestResult, total: int | None, commit_interval_s: float, progress: bool) -> IngestResult:
-    from moodlens.imageio import ImageError
+    from moodlens.imageio import MAX_PIXELS, ImageError, decode_image
 
     numbers = _TrackNumbers(store.max_track(src.id) + 1)
     writer = _BatchWriter(store, src.id, commit_interval_s)
@@ -407,10 +409,15 @@ def _run_photos(store: EventStore, src: Source, items: Iterable[tuple[int, Path,
     try:
         for index, path, data in items:
             try:
-                faces = analyzer.analyze(data if data is not None else path)
+                # Bytes are decoded here so that errors name the uploaded file.
+                image = path if data is None else decode_image(data, name=str(path),
+                                                               max_pixels=getattr(analyzer, "max_pixels", MAX_PIXELS))
+                faces = analyzer.analyze(image)
             except (ImageError, OSError) as e:
-                tqdm.write(f"warning: skipped {e}", file=sys.stderr)
+                if progress:
+                    tqdm.write(f"warning: skipped {e}", file=sys.stderr)
                 result.skipped += 1
+                result.errors.append((str(path), str(e)))
                 faces = Faces.empty()
             ts = photo_time(path if data is None else None, data) or utcnow()
             # No tracking across photos: each face is its own "track".

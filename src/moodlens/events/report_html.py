@@ -118,6 +118,15 @@ def charts(report: EventReport) -> dict[str, str]:
 
 
 _FRAGMENT = """
+<style>
+.ml-report h1{margin-bottom:.2em} .ml-report h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+.ml-report img{max-width:100%} .ml-report table{border-collapse:collapse;margin:.6em 0}
+.ml-report td,.ml-report th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
+.ml-report .muted{color:#666;font-size:.9em} .ml-report .note{background:#fff6d6;padding:.5em .8em}
+.ml-report .def{font-size:.93em} .ml-cards{display:flex;flex-wrap:wrap;gap:.8em;margin:1em 0}
+.ml-cards div{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}
+.ml-cards b{display:block;font-size:1.6em} .ml-cards span{color:#555;font-size:.85em}
+</style>
 <section class="ml-report" data-people="{{ d.totals.people }}" data-faces="{{ d.totals.faces }}">
 <h1>{{ d.event.name }}</h1>
 {% if d.event.description %}<p>{{ d.event.description }}</p>{% endif %}
@@ -194,12 +203,6 @@ _PAGE = """<!doctype html>
 <style>
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:980px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}
-h1{margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px solid #ddd}
-img{max-width:100%} table{border-collapse:collapse;margin:.6em 0} td,th{border:1px solid #ddd;padding:.25em .6em}
-.muted{color:#666;font-size:.9em} .note{background:#fff6d6;padding:.5em .8em}
-.def{font-size:.93em} .ml-cards{display:flex;flex-wrap:wrap;gap:.8em;margin:1em 0}
-.ml-cards div{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}
-.ml-cards b{display:block;font-size:1.6em} .ml-cards span{color:#555;font-size:.85em}
 footer{margin-top:2em;color:#777;font-size:.85em}
 </style></head><body>
 {{ fragment }}

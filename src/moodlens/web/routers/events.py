@@ -1,0 +1,199 @@
+"""Events in the web app: list events, their aggregate reports (JSON, HTML, live page), photo uploads to an event.
+
+The database is ``app.state.event_db`` when the app sets it, else ``$MOODLENS_DB`` or the default SQLite
+file, so the page shows what ``moodlens event ingest --camera`` (another process) is writing.
+Uploaded photos are analysed in memory; only per-face numbers are stored, never the photos.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from moodlens.events.ingest import ingest_images
+from moodlens.events.report import build_report
+from moodlens.events.store import EventExists, EventNotFound, EventStore
+from moodlens.web.deps import Overloaded, Pool, Settings, read_uploads
+from moodlens.web.routers.analyze import image_error_status
+from moodlens.web.schemas import FileError
+from moodlens.web.templating import render_page
+
+router = APIRouter(tags=["events"])
+
+#: The web never breaks out groups smaller than this, whatever the query asks.
+WEB_MIN_GROUP_SIZE = 5
+_store_lock = threading.Lock()
+
+
+def get_event_store(request: Request) -> EventStore:
+    """One EventStore per app, opened on first use."""
+    state = request.app.state
+    with _store_lock:
+        if getattr(state, "event_store", None) is None:
+            state.event_store = EventStore(getattr(state, "event_db", None))
+            state.event_report_cache = {}
+    return state.event_store
+
+
+Store = Annotated[EventStore, Depends(get_event_store)]
+MinGroup = Annotated[int, Query(ge=WEB_MIN_GROUP_SIZE, description="groups with fewer people are not broken out")]
+
+
+class EventInfo(BaseModel):
+    name: str
+    description: str
+    starts_at: str | None
+    ends_at: str | None
+    retention_days: int | None
+    created_at: str
+    sources: int
+    people: int = Field(description="tracks in video/camera plus faces in photos")
+    faces: int
+    last_seen: str | None
+
+
+class EventCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    retention_days: int | None = Field(default=None, ge=1)
+
+
+class PhotoUploadResult(BaseModel):
+    event: str
+    batch: str
+    photos: int = Field(description="photos analysed")
+    faces: int
+    errors: list[FileError] = []
+
+
+def _not_found(exc: EventNotFound) -> HTTPException:
+    return HTTPException(404, str(exc))
+
+
+@router.get("/api/v1/events", response_model=list[EventInfo], summary="List events with their totals")
+async def list_events(store: Store) -> list[dict[str, Any]]:
+    return [e.to_dict() for e in await run_in_threadpool(store.list_events)]
+
+
+@router.post("/api/v1/events", response_model=EventInfo, status_code=201, summary="Create an event")
+async def create_event(body: EventCreate, store: Store) -> dict[str, Any]:
+    try:
+        await run_in_threadpool(store.create_event, body.name, None, None, body.description, body.retention_days)
+    except EventExists as exc:
+        raise HTTPException(409, str(exc)) from None
+    return next(e.to_dict() for e in store.list_events() if e.name == body.name.strip())
+
+
+def _report(request: Request, store: EventStore, name: str, min_group_size: int):  # noqa: ANN202
+    """The event's report, rebuilt only when its data changed (the live page polls it)."""
+    version = (store.data_version(name), min_group_size)
+    cache = request.app.state.event_report_cache
+    hit = cache.get(name)
+    if hit is None or hit[0] != version:
+        hit = (version, build_report(store, name, min_group_size=min_group_size))
+        cache[name] = hit
+    return hit[1]
+
+
+@router.get("/api/v1/events/{name}/report", summary="The event's aggregate report as JSON")
+async def event_report(request: Request, name: str, store: Store,
+                       min_group_size: MinGroup = WEB_MIN_GROUP_SIZE) -> dict[str, Any]:
+    try:
+        return (await run_in_threadpool(_report, request, store, name, min_group_size)).to_dict()
+    except EventNotFound as exc:
+        raise _not_found(exc) from None
+
+
+def _html(request: Request, store: EventStore, name: str, full: bool) -> tuple[str, str]:
+    from moodlens.events.report_html import render_fragment, render_html
+
+    report = _report(request, store, name, WEB_MIN_GROUP_SIZE)
+    key = ("page" if full else "fragment", report.data["totals"]["faces"], report.data["generated_at"])
+    cached = getattr(report, "_html_cache", {})
+    if key not in cached:
+        cached[key] = render_html(report) if full else render_fragment(report)
+        report._html_cache = cached  # type: ignore[attr-defined]
+    etag = f'"{name}-{store.data_version(name)[1]}-{key[0]}"'
+    return cached[key], etag
+
+
+@router.get("/events/{name}/report.html", response_class=HTMLResponse, include_in_schema=False)
+async def event_report_html(request: Request, name: str, store: Store) -> HTMLResponse:
+    """The self-contained report page (same file as ``moodlens event report``)."""
+    try:
+        html, _ = await run_in_threadpool(_html, request, store, name, True)
+    except EventNotFound as exc:
+        raise _not_found(exc) from None
+    return HTMLResponse(html, headers={"Content-Disposition": f'inline; filename="{name}-report.html"'})
+
+
+@router.get("/events/{name}/fragment", response_class=HTMLResponse, include_in_schema=False)
+async def event_report_fragment(request: Request, name: str, store: Store) -> Response:
+    """The report body the live page swaps in; 304 while the event's data is unchanged."""
+    try:
+        etag = f'"{name}-{(await run_in_threadpool(store.data_version, name))[1]}-fragment"'
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers={"ETag": etag})
+        html, etag = await run_in_threadpool(_html, request, store, name, False)
+    except EventNotFound as exc:
+        raise _not_found(exc) from None
+    return HTMLResponse(html, headers={"ETag": etag, "Cache-Control": "no-cache"})
+
+
+def _ingest_uploads(analyzer: Any, store: EventStore, name: str, batch: str,
+                    files: list[tuple[str, bytes]]) -> tuple[int, int, list[FileError]]:
+    """Store the faces of the uploads in the event; unreadable files come back as errors naming them."""
+    result = ingest_images(store, name, files, batch=batch, analyzer=analyzer)
+    index = {filename: i for i, (filename, _) in enumerate(files)}
+    errors = []
+    for filename, reason in result.errors:
+        reason = reason.removeprefix(f"{filename}: ")
+        errors.append(FileError(index=index.get(filename, -1), filename=filename,
+                                status=image_error_status(reason), reason=reason))
+    return result.frames - len(errors), result.faces, errors
+
+
+@router.post("/api/v1/events/{name}/photos", response_model=PhotoUploadResult,
+             summary="Add photos to an event (analysed in memory; only per-face numbers are stored)",
+             openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                 "type": "object", "required": ["files"], "properties": {"files": {
+                     "type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
+async def upload_photos(request: Request, name: str, store: Store, settings: Settings, pool: Pool,
+                        batch: Annotated[str, Query(max_length=200, description="source name the photos are "
+                                                    "grouped under in the report")] = "web uploads",
+                        ) -> PhotoUploadResult:
+    try:
+        await run_in_threadpool(store.get_event, name)
+    except EventNotFound as exc:
+        raise _not_found(exc) from None
+    try:
+        admission = pool.admit()
+    except Overloaded as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
+    with admission:
+        files = await read_uploads(request, settings)
+        photos, faces, errors = await pool.run(_ingest_uploads, store, name, batch, files)
+    if not photos and errors:
+        raise HTTPException(errors[0].status, [e.model_dump() for e in errors])
+    return PhotoUploadResult(event=name, batch=batch, photos=photos, faces=faces, errors=errors)
+
+
+@router.get("/events", response_class=HTMLResponse, include_in_schema=False)
+async def events_page(request: Request, store: Store) -> HTMLResponse:
+    events = await run_in_threadpool(store.list_events)
+    return render_page(request, "events.html", title="Events", events=events)
+
+
+@router.get("/events/{name}", response_class=HTMLResponse, include_in_schema=False)
+async def event_page(request: Request, name: str, store: Store) -> HTMLResponse:
+    try:
+        event = await run_in_threadpool(store.get_event, name)
+        sources = await run_in_threadpool(store.sources, name)
+    except EventNotFound as exc:
+        raise _not_found(exc) from None
+    return render_page(request, "event.html", title=f"Event {name}", event=event, sources=sources)
