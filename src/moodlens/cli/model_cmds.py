@@ -7,7 +7,6 @@ Each option is a keyword of the library call it makes (``explore``, ``TrainConfi
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import fields
 from functools import wraps
@@ -43,9 +42,11 @@ def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _require_torch(command: str) -> None:
-    if importlib.util.find_spec("torch") is None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
         raise _fail(f"`moodlens {command}` needs PyTorch, which is not installed. "
-                    "Install the training extra: pip install 'moodlens[train]'")
+                    "Install the training extra: pip install 'moodlens[train]'") from None
 
 
 def _report_skipped(skipped: dict[str, Any]) -> None:

@@ -1,0 +1,38 @@
+"""Facts about the machine a number was measured on (for benchmarks and model cards)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("numpy", "onnxruntime", "opencv-python-headless", "torch")
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (Linux ``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_facts(packages: tuple[str, ...] = PACKAGES) -> dict[str, Any]:
+    """CPU, core counts, load, OS, Python and the versions of ``packages`` (``None`` if not installed)."""
+    facts: dict[str, Any] = {"cpu": cpu_model(), "logical_cores": os.cpu_count(),
+                             "python": platform.python_version(), "os": platform.platform()}
+    if hasattr(os, "sched_getaffinity"):
+        facts["usable_cores"] = len(os.sched_getaffinity(0))
+    if hasattr(os, "getloadavg"):  # a busy machine slows everything down; say so next to the numbers
+        facts["load_average_1min"] = round(os.getloadavg()[0], 2)
+    for package in packages:
+        try:
+            facts[package] = version(package)
+        except PackageNotFoundError:
+            facts[package] = None
+    return facts

@@ -1,0 +1,218 @@
+"""End to end on a tiny synthetic dataset: train -> resume -> export (ONNX parity) -> evaluate.
+
+Also checks that labels and preprocessing are defined once and shared by training, export and runtime.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from moodlens.classifier import EmotionClassifier  # noqa: E402
+from moodlens.data import load_dataset  # noqa: E402
+from moodlens.evaluate import (  # noqa: E402
+    apply_temperature,
+    compute_metrics,
+    evaluate,
+    expected_calibration_error,
+    fit_temperature,
+)
+from moodlens.preprocess import to_model_input  # noqa: E402
+from moodlens.spec import EMOTIONS  # noqa: E402
+from moodlens.train.augment import center_crop  # noqa: E402
+from moodlens.train.export import PARITY_TOLERANCE, export_onnx, load_checkpoint  # noqa: E402
+from moodlens.train.loop import TrainConfig, predict_probs, train  # noqa: E402
+from moodlens.train.model import ProbabilityModel  # noqa: E402
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "moodlens"
+#: A tiny net, small batches and a fast EMA so two epochs on 210 faces learn the patterns; the rest is the
+#: default recipe. One thread: tiny ops on a busy machine are much slower with more.
+TINY = TrainConfig(epochs=2, batch_size=16, widths=(16, 32), ema_decay=0.9, threads=1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset(synthetic_fer_csv_gz):
+    return load_dataset(synthetic_fer_csv_gz)
+
+
+@pytest.fixture(scope="module")
+def run(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    final = train(TINY, dataset, out)
+    assert final == out / "final.pt"
+    return out
+
+
+@pytest.fixture(scope="module")
+def onnx_model(run, dataset, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("export") / "tiny.onnx"
+    report = export_onnx(run / "final.pt", out, parity_faces=dataset.split("PublicTest").images)
+    return out, report
+
+
+def test_training_writes_every_artefact(run, dataset):
+    for name in ("last.pt", "final.pt", "metrics.csv", "curves.png", "config.json", "data.json"):
+        assert (run / name).stat().st_size > 0, name
+    with (run / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {"train_loss", "train_acc", "val_acc", "val_ema_acc", "lr", "elapsed_s"} <= set(rows[0])
+    assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())) == TINY
+    data = json.loads((run / "data.json").read_text())
+    assert data["n_train"] == len(dataset.split("Training")) == 210 and data["skipped_bad"]["count"] == 0
+    # The patterns are learnable: far above chance (1/7) after two epochs.
+    assert float(rows[-1]["val_ema_acc"]) > 0.5
+
+
+def test_resume_continues_exactly(run, dataset, tmp_path):
+    """Stopping after epoch 1 and resuming gives the same run as training straight through."""
+    assert train(TINY, dataset, tmp_path, stop_after_epoch=1) == tmp_path / "last.pt"
+    assert not (tmp_path / "final.pt").exists()
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["epoch"] == 1
+    train(TINY, dataset, tmp_path, resume=True)
+    straight = (run / "metrics.csv").read_text().splitlines()
+    resumed = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert len(resumed) == 3  # header + 2 epochs, the first not repeated
+    for a, b in zip(straight, resumed, strict=True):  # same losses and accuracies; wall times differ
+        assert a.split(",")[:4] == b.split(",")[:4]
+    ref = torch.load(run / "final.pt", weights_only=False)["model"]
+    got = torch.load(tmp_path / "final.pt", weights_only=False)["model"]
+    for key in ref:
+        torch.testing.assert_close(got[key], ref[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_resume_refuses_a_different_recipe(run, dataset, tmp_path):
+    train(TINY, dataset, tmp_path, stop_after_epoch=1)
+    with pytest.raises(ValueError, match="different config"):
+        train(replace(TINY, lr=0.05), dataset, tmp_path, resume=True)
+
+
+def test_export_parity_on_real_batch(run, dataset, onnx_model):
+    path, report = onnx_model
+    faces = dataset.split("PublicTest").images
+    assert report["parity_n"] == len(faces) and report["parity_max_abs_diff"] <= PARITY_TOLERANCE
+    # Independently: the runtime classifier (ORT, numpy preprocessing) vs the torch model (torch preprocessing).
+    net, _ = load_checkpoint(run / "final.pt")
+    with torch.no_grad():
+        ref = ProbabilityModel(net).eval()(center_crop(torch.from_numpy(faces).float().unsqueeze(1))).numpy()
+    got = EmotionClassifier(path).predict(faces)
+    assert got.shape == (len(faces), len(EMOTIONS))
+    assert np.abs(got - ref).max() <= 1e-4
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
+    # ... and the probabilities training reports on (predict_probs, flip averaging) are the same numbers.
+    assert np.abs(predict_probs(net, faces, "cpu") - got).max() <= 1e-4
+
+
+def test_export_metadata(onnx_model):
+    path, _ = onnx_model
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["classes"] == list(EMOTIONS)
+    assert meta["tta"] == "horizontal flip average"
+    assert TrainConfig.from_dict(meta["config"]) == TINY
+    assert EmotionClassifier(path).card["classes"] == list(EMOTIONS)
+
+
+def test_evaluate_report_is_consistent(onnx_model, synthetic_fer_csv_gz, tmp_path):
+    path, _ = onnx_model
+    report = evaluate(synthetic_fer_csv_gz, model=path, split="PublicTest", out=tmp_path / "eval",
+                      json_file=tmp_path / "copy.json")
+    for name in ("report.json", "classification_report.txt", "confusion_matrix.png", "correct_examples.png",
+                 "wrong_examples.png"):
+        assert (tmp_path / "eval" / name).stat().st_size > 0, name
+    written = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert json.loads((tmp_path / "copy.json").read_text()) == written
+
+    cm = np.array(report["confusion_matrix"])
+    assert report["n"] == cm.sum() == 70 and cm.shape == (7, 7)
+    assert report["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert report["accuracy"] > 0.5  # learnable patterns, same threshold as during training
+    assert list(report["per_class"]) == list(EMOTIONS)
+    for k, name in enumerate(EMOTIONS):
+        stats = report["per_class"][name]
+        assert stats["support"] == cm[k].sum() == 10
+        assert stats["recall"] == pytest.approx(cm[k, k] / cm[k].sum()) == report["per_class_recall"][name]
+        assert stats["precision"] == pytest.approx(cm[k, k] / cm[:, k].sum() if cm[:, k].sum() else 0.0)
+    assert report["macro_f1"] == pytest.approx(np.mean([s["f1"] for s in report["per_class"].values()]))
+    assert 0.0 <= report["ece"] <= 1.0 and report["ece_bins"] == 15
+    assert report["skipped_bad"]["count"] == 0 and report["split"] == "PublicTest"
+
+
+def test_ece_on_known_cases():
+    labels = np.array([0, 1, 2, 3])
+    sure = np.eye(7)[labels]
+    assert expected_calibration_error(sure, labels) == 0.0  # confident and right
+    assert expected_calibration_error(sure, (labels + 1) % 7) == 1.0  # confident and wrong
+    p = np.full((4, 7), 0.1 / 6)
+    p[:, 0] = 0.9  # 90 % sure of class 0, right half the time
+    assert expected_calibration_error(p, np.array([0, 0, 1, 1])) == pytest.approx(0.4)
+    # Two bins: 0.9-confident (right 1/2) and 0.5-confident (right 1/2): |0.5-0.9|/2 + |0.5-0.5|/2
+    q = np.full((4, 7), 0.5 / 6)
+    q[:, 1] = 0.5
+    both = np.concatenate([p, q])
+    assert expected_calibration_error(both, np.array([0, 0, 1, 1, 1, 1, 0, 0])) == pytest.approx(0.2)
+
+
+def test_temperature_fit_softens_overconfident_probabilities():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1.0, (4000, 7))
+    p_true = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = np.array([rng.choice(7, p=row) for row in p_true])  # labels drawn from calibrated p_true
+    over = apply_temperature(p_true, 1 / 3)  # 3x sharper than the truth
+    t = fit_temperature(over, labels)
+    assert 2.5 < t < 3.6
+    assert np.array_equal(apply_temperature(over, t).argmax(1), over.argmax(1))
+    before = compute_metrics(labels, over)
+    after = compute_metrics(labels, apply_temperature(over, t))
+    assert after["nll"] < before["nll"] and after["ece"] < before["ece"]
+
+
+def test_center_crop_and_runtime_preprocessing_are_identical():
+    faces = np.random.default_rng(1).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    runtime = to_model_input(faces)
+    training = center_crop(torch.from_numpy(faces).float().unsqueeze(1)).numpy()
+    assert runtime.dtype == training.dtype == np.float32
+    np.testing.assert_array_equal(runtime, training)
+
+
+def _emotion_lists_in_python(path: Path) -> list[int]:
+    """Line numbers of list/tuple/set/dict literals naming three or more emotions."""
+    hits = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        items = node.keys if isinstance(node, ast.Dict) else getattr(node, "elts", None)
+        if isinstance(node, ast.List | ast.Tuple | ast.Set | ast.Dict) and items:
+            names = {i.value.lower() for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str)}
+            if len(names & set(EMOTIONS)) >= 3:
+                hits.append(node.lineno)
+    return hits
+
+
+def test_emotions_is_the_only_list_of_class_names():
+    """Class names are listed once, in spec.py; everything else reads spec.EMOTIONS."""
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.name != "spec.py":
+            offenders += [f"{path.relative_to(SRC)}:{line}" for line in _emotion_lists_in_python(path)]
+    quoted = re.compile("[\"'](" + "|".join(EMOTIONS) + ")[\"']", re.IGNORECASE)
+    for path in sorted(p for p in SRC.rglob("*") if p.suffix in {".js", ".ts", ".html", ".jinja", ".j2"}):
+        for array in re.findall(r"\[[^\[\]]*\]", path.read_text(errors="replace")):
+            if len({m.lower() for m in quoted.findall(array)}) >= 3:
+                offenders.append(f"{path.relative_to(SRC)}: {array[:60]}")
+    assert not offenders, f"class names listed outside spec.py (use moodlens.spec.EMOTIONS): {offenders}"
+    # The checker itself finds a list when there is one.
+    assert _emotion_lists_in_python(SRC / "spec.py")
