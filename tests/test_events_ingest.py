@@ -6,6 +6,8 @@ Every test runs the real detector, classifier and tracker; the store is SQLite a
 from __future__ import annotations
 
 import re
+import threading
+from datetime import UTC, datetime
 
 import cv2
 import pytest
@@ -13,7 +15,7 @@ import skimage.data
 from events_media import Crossing, make_video
 
 from moodlens.analyzer import Analyzer
-from moodlens.events.ingest import ingest_images, ingest_photos, ingest_video
+from moodlens.events.ingest import ingest_camera, ingest_images, ingest_photos, ingest_video
 from moodlens.events.report import build_report
 from moodlens.events.store import EventStore
 
@@ -87,8 +89,6 @@ def test_every_nth_frame_keeps_the_track(store, analyzer, tmp_path):
 
 @sqlite_only
 def test_video_timestamps_follow_the_frame_rate(store, analyzer, tmp_path):
-    from datetime import datetime
-
     video = make_video(tmp_path / "ts.avi", [Crossing(0, 20)], frames=20, fps=FPS, size=SIZE)
     ingest_video(store, "gala", video, analyzer=analyzer, start=datetime.fromisoformat("2025-06-01T18:00:00+00:00"),
                  progress=False)
@@ -143,3 +143,25 @@ def test_html_report_is_self_contained(store, analyzer, tmp_path):
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert "Valence index = 100" in html and "fear" in html and "disgust" in html
     assert "crowd.avi" in html and ">6<" in html
+
+
+@sqlite_only
+def test_camera_ingest_runs_until_stopped_and_continues(store, analyzer, tmp_path):
+    """A capture object reading a real video stands in for the camera device (there is none in CI)."""
+    video = make_video(tmp_path / "cam.avi", [Crossing(0, 30)], frames=30, fps=FPS, size=SIZE)
+    before = datetime.now(UTC).replace(tzinfo=None)
+    first = ingest_camera(store, "gala", camera=7, capture=cv2.VideoCapture(str(video)), max_frames=12,
+                          analyzer=analyzer, progress=False)
+    assert (first.frames, first.new_tracks, first.finished) == (12, 1, False)
+    [src] = store.sources("gala")
+    assert (src.kind, src.label, src.frames_done) == ("camera", "camera 7", 12)
+    # Restarting continues the source: frame numbers go on, and the person in view is a new track.
+    stop = threading.Event()
+    stop.set()  # stops after the first frame
+    second = ingest_camera(store, "gala", camera=7, capture=cv2.VideoCapture(str(video)), stop=stop,
+                           analyzer=analyzer, progress=False)
+    assert second.frames == 1 and second.resumed_from == 12
+    df = store.observations("gala")
+    assert sorted(df["track"].unique()) == [1, 2] and df["frame"].max() == 12
+    assert (df["ts"] >= before).all()  # camera frames are stamped when read
+    assert len(store.sources("gala")) == 1
