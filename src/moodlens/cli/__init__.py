@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import typer
 
-from moodlens.cli import event_cmds, model_cmds, recognize_cmds, web_cmds
+from moodlens.cli import demo_cmds, event_cmds, model_cmds, recognize_cmds, web_cmds
 
 app = typer.Typer(help="Facial-expression recognition and private, aggregate event feedback.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-for module in (model_cmds, recognize_cmds, web_cmds, event_cmds):
+for module in (demo_cmds, model_cmds, recognize_cmds, web_cmds, event_cmds):
     module.register(app)
