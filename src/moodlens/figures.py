@@ -71,9 +71,10 @@ def save_confusion_matrix(cm: np.ndarray, path: str | Path, title: str) -> Path:
     fig = Figure(figsize=(12, 5.2))
     axes = fig.subplots(1, 2)
     for ax, values, kind in ((axes[0], cm, "counts"), (axes[1], norm, "row-normalised (recall)")):
-        image = ax.imshow(values, cmap="Blues", vmin=0)
+        # Recall on a fixed 0..1 scale, so figures of different models compare at a glance.
+        image = ax.imshow(values, cmap="Blues", vmin=0, vmax=None if kind == "counts" else 1.0)
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-        high = values.max() / 2 if values.max() > 0 else 1
+        high = (values.max() if kind == "counts" else 1.0) / 2
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
                 text = f"{values[i, j]:d}" if kind == "counts" else f"{values[i, j]:.2f}"
