@@ -45,6 +45,10 @@ def test_events_page_is_in_the_nav_and_lists_events(client):
     assert 'href="/events"' in page.text and 'href="/events/gala"' in page.text
     assert [e["name"] for e in client.get("/api/v1/events").json()] == ["gala"]
     assert client.get("/events/nope").status_code == 404
+    assert client.post("/api/v1/events", json={"name": "Sommerfest München"}).status_code == 201
+    for path in ("/events/Sommerfest München", "/events/Sommerfest München/fragment",
+                 "/events/Sommerfest München/report.html"):
+        assert client.get(path).status_code == 200, path
     assert client.get("/api/v1/events/nope/report").status_code == 404
 
 

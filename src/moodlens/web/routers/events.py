@@ -7,6 +7,7 @@ Uploaded photos are analysed in memory; only per-face numbers are stored, never 
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from typing import Annotated, Any
 
@@ -89,37 +90,40 @@ async def create_event(body: EventCreate, store: Store) -> dict[str, Any]:
     return next(e.to_dict() for e in store.list_events() if e.name == body.name.strip())
 
 
-def _report(request: Request, store: EventStore, name: str, min_group_size: int):  # noqa: ANN202
-    """The event's report, rebuilt only when its data changed (the live page polls it)."""
+def _cached(request: Request, store: EventStore, name: str, min_group_size: int) -> dict[str, Any]:
+    """The event's report (and its rendered HTML), rebuilt only when its data changed: the live page polls."""
     version = (store.data_version(name), min_group_size)
     cache = request.app.state.event_report_cache
-    hit = cache.get(name)
-    if hit is None or hit[0] != version:
-        hit = (version, build_report(store, name, min_group_size=min_group_size))
-        cache[name] = hit
-    return hit[1]
+    entry = cache.get(name)
+    if entry is None or entry["version"] != version:
+        entry = {"version": version, "report": build_report(store, name, min_group_size=min_group_size)}
+        cache[name] = entry
+    return entry
 
 
 @router.get("/api/v1/events/{name}/report", summary="The event's aggregate report as JSON")
 async def event_report(request: Request, name: str, store: Store,
                        min_group_size: MinGroup = WEB_MIN_GROUP_SIZE) -> dict[str, Any]:
     try:
-        return (await run_in_threadpool(_report, request, store, name, min_group_size)).to_dict()
+        return (await run_in_threadpool(_cached, request, store, name, min_group_size))["report"].to_dict()
     except EventNotFound as exc:
         raise _not_found(exc) from None
 
 
 def _html(request: Request, store: EventStore, name: str, full: bool) -> tuple[str, str]:
+    """(HTML, ETag) of the full report page or of the fragment the live page swaps in."""
     from moodlens.events.report_html import render_fragment, render_html
 
-    report = _report(request, store, name, WEB_MIN_GROUP_SIZE)
-    key = ("page" if full else "fragment", report.data["totals"]["faces"], report.data["generated_at"])
-    cached = getattr(report, "_html_cache", {})
-    if key not in cached:
-        cached[key] = render_html(report) if full else render_fragment(report)
-        report._html_cache = cached  # type: ignore[attr-defined]
-    etag = f'"{name}-{store.data_version(name)[1]}-{key[0]}"'
-    return cached[key], etag
+    entry = _cached(request, store, name, WEB_MIN_GROUP_SIZE)
+    kind = "page" if full else "fragment"
+    if kind not in entry:
+        entry[kind] = render_html(entry["report"]) if full else render_fragment(entry["report"])
+    return entry[kind], _etag(name, entry["version"][0][1], kind)
+
+
+def _etag(name: str, top_observation: int, kind: str) -> str:
+    # Hashed: event names may hold characters that HTTP headers cannot.
+    return f'"{hashlib.sha1(name.encode()).hexdigest()[:12]}-{top_observation}-{kind}"'
 
 
 @router.get("/events/{name}/report.html", response_class=HTMLResponse, include_in_schema=False)
@@ -129,14 +133,15 @@ async def event_report_html(request: Request, name: str, store: Store) -> HTMLRe
         html, _ = await run_in_threadpool(_html, request, store, name, True)
     except EventNotFound as exc:
         raise _not_found(exc) from None
-    return HTMLResponse(html, headers={"Content-Disposition": f'inline; filename="{name}-report.html"'})
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)[:80]
+    return HTMLResponse(html, headers={"Content-Disposition": f'inline; filename="{safe}-report.html"'})
 
 
 @router.get("/events/{name}/fragment", response_class=HTMLResponse, include_in_schema=False)
 async def event_report_fragment(request: Request, name: str, store: Store) -> Response:
     """The report body the live page swaps in; 304 while the event's data is unchanged."""
     try:
-        etag = f'"{name}-{(await run_in_threadpool(store.data_version, name))[1]}-fragment"'
+        etag = _etag(name, (await run_in_threadpool(store.data_version, name))[1], "fragment")
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag})
         html, etag = await run_in_threadpool(_html, request, store, name, False)
