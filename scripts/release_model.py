@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -25,21 +24,12 @@ import torch
 from moodlens.classifier import EmotionClassifier
 from moodlens.data import load_dataset
 from moodlens.evaluate import evaluate
+from moodlens.machine import cpu_model as cpu_name
 from moodlens.spec import EMOTIONS
 from moodlens.train.export import export_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "src" / "moodlens" / "models"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def throughput(model: Path, batch: int, seconds: float = 3.0) -> float:

@@ -182,3 +182,19 @@ def test_folder_without_split_folders(tmp_path, faces):
     cv2.imwrite(str(tmp_path / "happy" / "a.png"), faces[0][0])
     with pytest.raises(DataError, match="expected split folders such as train/ and test/"):
         load_dataset(tmp_path)
+
+
+def test_packed_round_trip_and_bad_packed_file(tmp_path, faces):
+    from moodlens.data import save_packed
+
+    images, labels = faces
+    splits = ["Training"] * 14 + ["PublicTest"] * 7
+    ds = load_dataset(write_fer_csv(tmp_path / "fer.csv", images, labels, splits))
+    packed = load_dataset(save_packed(ds, tmp_path / "fer.npz.xz"))
+    np.testing.assert_array_equal(packed.images, ds.images)
+    np.testing.assert_array_equal(packed.labels, ds.labels)
+    assert packed.split_names() == ["PublicTest", "Training"]
+    bad = tmp_path / "bad.npz.xz"
+    bad.write_bytes(b"not xz at all")
+    with pytest.raises(DataError, match="bad.npz.xz"):
+        load_dataset(bad)
