@@ -207,10 +207,13 @@ def ingest_video(store: EventStore, event: str, video: str | Path, every: int = 
         raise FileNotFoundError(f"video file not found: {path}")
     fps, total = video_info(path)
     uri = str(path.resolve())
-    src = store.open_source(event, "video", uri, label=path.name, fps=fps, every=every, frames_total=total or None)
-    if src.every != every:
-        raise ValueError(f"{path}: already ingested with every={src.every}; resume with the same value "
-                         f"or delete the event's data first")
+    src = store.open_source(event, "video", uri, label=path.name, fps=fps, every=every, track_gap_s=track_gap_s,
+                            frames_total=total or None)
+    # Resuming replays part of the video: with other settings its tracks would not join up.
+    for name, used, asked in (("every", src.every, every), ("track_gap_s", src.track_gap_s, track_gap_s)):
+        if used is not None and used != asked and not src.finished:
+            raise ValueError(f"{path}: this ingest was started with {name}={used}; resume with the same value "
+                             f"or delete the event's data first")
     result = IngestResult(event, path.name, "video")
     if src.finished:
         result.finished = True

@@ -90,6 +90,7 @@ class Source(Base):
     label: Mapped[str] = mapped_column(String(200))
     fps: Mapped[float | None] = mapped_column(Float)
     every: Mapped[int] = mapped_column(Integer, default=1)
+    track_gap_s: Mapped[float | None] = mapped_column(Float)
     #: How this source's faces were linked into tracks (printed on the report).
     tracking: Mapped[str] = mapped_column(String(500), default="")
     #: Model that produced the probabilities (its card name or file name).
