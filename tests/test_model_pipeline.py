@@ -103,6 +103,18 @@ def test_resume_refuses_a_different_recipe(run, dataset, tmp_path):
         train(replace(TINY, lr=0.05), dataset, tmp_path, resume=True)
 
 
+def test_init_from_starts_from_the_earlier_weights(run, dataset, tmp_path):
+    # With a zero learning rate the weights cannot move, so a second cycle that starts from
+    # run/final.pt must end with exactly those conv weights; a fresh start would not.
+    start = torch.load(run / "final.pt", weights_only=False)["model"]
+    cfg = replace(TINY, epochs=1, lr=0.0, init_from=str(run / "final.pt"))
+    again = torch.load(train(cfg, dataset, tmp_path / "second"), weights_only=False)["model"]
+    convs = [k for k in start if k.endswith("weight") and start[k].ndim == 4]
+    assert convs and all(torch.equal(start[k], again[k]) for k in convs)
+    fresh = torch.load(train(replace(cfg, init_from=None), dataset, tmp_path / "fresh"), weights_only=False)["model"]
+    assert not all(torch.equal(start[k], fresh[k]) for k in convs)
+
+
 def test_export_parity_on_real_batch(run, dataset, onnx_model):
     path, report = onnx_model
     faces = dataset.split("PublicTest").images

@@ -51,7 +51,8 @@ class EmotionClassifier:
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         if list(inp.shape[1:]) != [1, CROP_SIZE, CROP_SIZE]:
-            raise ValueError(f"{self.model_path}: model input {inp.shape} does not match (N, 1, {CROP_SIZE}, {CROP_SIZE})")
+            raise ValueError(f"{self.model_path}: model input {inp.shape} does not match "
+                             f"(N, 1, {CROP_SIZE}, {CROP_SIZE})")
         self.card = load_card(self.model_path)
         classes = self.card.get("classes")
         if classes is not None and list(classes) != list(EMOTIONS):

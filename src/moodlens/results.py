@@ -85,7 +85,7 @@ class Faces:
             i = int(index)
             tid = int(self.track_ids[i])
             return Face(box=tuple(int(v) for v in self.boxes[i]), detector_score=float(self.detector_scores[i]),
-                        scores={e: float(p) for e, p in zip(EMOTIONS, self.probs[i])},
+                        scores={e: float(p) for e, p in zip(EMOTIONS, self.probs[i], strict=True)},
                         track_id=tid if tid >= 0 else None)
         return Faces(self.boxes[index], self.detector_scores[index], self.probs[index], self.track_ids[index])
 

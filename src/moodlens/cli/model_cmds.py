@@ -103,6 +103,8 @@ def train_cmd(
     seed: int = _DEFAULTS["seed"],
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = _DEFAULTS["device"],
     threads: Annotated[int, typer.Option(help="PyTorch CPU threads (0: PyTorch's default).")] = _DEFAULTS["threads"],
+    init_from: Annotated[str | None, typer.Option(help="Start from an earlier run's final.pt weights "
+                                                      "(fresh schedule, optimiser and EMA).")] = None,
     skip_bad: SkipBadOpt = False,
 ) -> None:
     """Train the emotion CNN with the default recipe (or the options given); checkpoint every epoch."""
@@ -119,7 +121,8 @@ def train_cmd(
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
                       label_smoothing=label_smoothing, warmup_frac=warmup_frac, ema_decay=ema_decay, balance=balance,
                       widths=width_tuple, convs_per_stage=convs_per_stage, dropout=dropout,
-                      train_split=train_split, val_split=val_split, seed=seed, device=device, threads=threads)
+                      train_split=train_split, val_split=val_split, seed=seed, device=device, threads=threads,
+                      init_from=init_from)
     dataset = load_dataset(data, skip_bad=skip_bad, progress=True)
     result = train(cfg, dataset, out, resume=resume, stop_after_epoch=stop_after_epoch)
     if dataset.skipped:

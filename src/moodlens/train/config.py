@@ -47,6 +47,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int = 0
+    #: Start from the weights of an earlier run's ``final.pt``/``last.pt`` (a second, shorter cycle);
+    #: the schedule, optimiser and EMA start fresh.
+    init_from: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from moodlens.spec import CROP_SIZE, EMOTIONS, FACE_MARGIN, IMAGE_SIZE
-from moodlens.train.loop import TrainConfig, build_model
+from moodlens.train.loop import TrainConfig, build_model, checkpoint_weights
 from moodlens.train.model import ProbabilityModel
 
 PARITY_TOLERANCE = 1e-4
@@ -21,11 +21,7 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     ck = torch.load(path, map_location="cpu", weights_only=False)
     cfg = TrainConfig.from_dict(ck["config"])
     net = build_model(cfg)
-    if "ema" in ck:  # a last.pt: AveragedModel state has a ``module.`` prefix and a counter
-        state = {k.removeprefix("module."): v for k, v in ck["ema"].items() if k.startswith("module.")}
-    else:
-        state = ck["model"]
-    net.load_state_dict(state)
+    net.load_state_dict(checkpoint_weights(ck))
     return net.eval(), ck
 
 

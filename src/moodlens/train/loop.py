@@ -68,6 +68,13 @@ def predict_probs(model: torch.nn.Module, faces: np.ndarray, device: str, batch_
     return torch.cat(out).numpy()
 
 
+def checkpoint_weights(ck: dict) -> dict[str, torch.Tensor]:
+    """The weights that ship from a checkpoint: ``final.pt``'s, or the EMA copy inside a ``last.pt``."""
+    if "ema" in ck:  # AveragedModel state: ``module.`` prefix plus an update counter
+        return {k.removeprefix("module."): v for k, v in ck["ema"].items() if k.startswith("module.")}
+    return ck["model"]
+
+
 def build_model(cfg: TrainConfig) -> EmotionNet:
     return EmotionNet(widths=cfg.widths, convs_per_stage=cfg.convs_per_stage, dropout=cfg.dropout)
 
@@ -96,7 +103,10 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
     y_train = torch.from_numpy(train_set.labels).to(dev)
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg).to(dev, memory_format=torch.channels_last)
+    model = build_model(cfg)
+    if cfg.init_from:
+        model.load_state_dict(checkpoint_weights(torch.load(cfg.init_from, map_location="cpu", weights_only=False)))
+    model = model.to(dev, memory_format=torch.channels_last)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
                           weight_decay=cfg.weight_decay)
