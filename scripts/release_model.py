@@ -98,6 +98,8 @@ def render_card(c: dict) -> str:
     hist = "\n".join(f"| {h['date']} | {h['name']} | {h['accuracy']:.4f} | {h['macro_f1']:.4f} | {h['epochs']} | "
                      f"{h['train_minutes']} | {h['device']} |" for h in c["history"])
     cfg = c["config"]
+    stage = (f"This is a second, shorter cycle that starts from the weights of `{cfg['init_from']}`; "
+             f"the values above are this cycle's. {c['notes']}\n\n" if cfg.get("init_from") else "")
     return f"""# Model card: {c['name']} ({c['version']})
 
 The default expression classifier that ships in `src/moodlens/models/default.onnx`
@@ -130,7 +132,7 @@ EMA weights ship). Augmentation per batch: random shift ±{cfg['augment']['max_s
 ±{cfg['augment']['max_rotation_deg']}°, scale {cfg['augment']['scale_range']}, horizontal flip, brightness and
 contrast ±{cfg['augment']['brightness']}, random erasing (p={cfg['augment']['erase_prob']}).
 
-Reproduce (training wall time {t['wall_time_min']} min on {t['device']}, {t['machine']},
+{stage}Reproduce (training wall time {t['wall_time_min']} min on {t['device']}, {t['machine']},
 {t['torch_threads']} threads, while other work shared the 2 cores):
 
     {t['command']}
@@ -170,8 +172,9 @@ ONNX export parity with PyTorch on 256 real PublicTest faces: max |Δp| = {c['pa
 - FER2013 faces are low-resolution, mostly frontal, web-sourced, and unevenly represent age,
   ethnicity and gender; accuracy on other populations, angles and lighting is unmeasured.
 - Labels are single crowd labels with known noise (human agreement is about 65 %).
+- FER2013 itself has 270 faces that appear pixel-identical in both Training and PublicTest
+  (`moodlens data explore` counts them), which flatters PublicTest figures slightly.
 - {c['caveats']}
-{('- ' + c['notes']) if c['notes'] else ''}
 """
 
 
