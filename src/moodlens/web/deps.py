@@ -167,5 +167,13 @@ def get_pool(request: Request) -> InferencePool:
     return request.app.state.pool
 
 
+def admit_or_503(pool: InferencePool) -> _Admission:
+    """``pool.admit()`` for an HTTP route: an overloaded pool becomes 503 with ``Retry-After``."""
+    try:
+        return pool.admit()
+    except Overloaded as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
+
+
 Settings = Annotated[WebSettings, Depends(get_settings)]
 Pool = Annotated[InferencePool, Depends(get_pool)]

@@ -12,13 +12,13 @@ from typing import Annotated, Any
 
 import cv2
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from moodlens.annotate import annotate as draw_faces
 from moodlens.imageio import ImageError, decode_image
 from moodlens.results import Faces
-from moodlens.web.deps import Overloaded, Pool, Settings, read_uploads
+from moodlens.web.deps import Pool, Settings, admit_or_503, read_uploads
 from moodlens.web.schemas import AnalyzeResponse, ErrorDetail, FileError, ImageResult, Limits
 
 router = APIRouter(prefix="/api/v1", tags=["analyze"])
@@ -114,11 +114,7 @@ async def analyze(
 ) -> AnalyzeResponse:
     """Send images in the multipart field `files`. Each file is judged by its content; a bad file gets an
     entry in `errors` naming it and the reason, and the rest of the batch is still analysed."""
-    try:
-        admission = pool.admit()
-    except Overloaded as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
-    with admission:
+    with admit_or_503(pool):
         files = await read_uploads(request, settings)
         images: list[ImageResult] = []
         errors: list[FileError] = []

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from moodlens.events.ingest import ingest_images
 from moodlens.events.report import build_report
 from moodlens.events.store import EventExists, EventNotFound, EventStore
-from moodlens.web.deps import Overloaded, Pool, Settings, read_uploads
+from moodlens.web.deps import Pool, Settings, admit_or_503, read_uploads
 from moodlens.web.routers.analyze import image_error_status
 from moodlens.web.schemas import FileError
 from moodlens.web.templating import render_page
@@ -176,11 +176,7 @@ async def upload_photos(request: Request, name: str, store: Store, settings: Set
         await run_in_threadpool(store.get_event, name)
     except EventNotFound as exc:
         raise _not_found(exc) from None
-    try:
-        admission = pool.admit()
-    except Overloaded as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
-    with admission:
+    with admit_or_503(pool):
         files = await read_uploads(request, settings)
         photos, faces, errors = await pool.run(_ingest_uploads, store, name, batch, files)
     if not photos and errors:
