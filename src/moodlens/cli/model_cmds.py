@@ -7,14 +7,13 @@ Each option is a keyword of the library call it makes (``explore``, ``TrainConfi
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import fields
-from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from moodlens.cli.errors import fail, user_errors
 from moodlens.data import DataError
 from moodlens.train.config import BALANCING, TrainConfig
 
@@ -25,28 +24,16 @@ SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Skip bad rows/file
                                                              "instead of stopping at the first one.")]
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=1)
-
-
-def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn bad input (data, paths, options) into one clear line and exit code 1, not a traceback."""
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (DataError, FileNotFoundError, ValueError, RuntimeError) as exc:
-            raise _fail(str(exc)) from None
-    return wrapper
+# Bad input (data, paths, options) becomes one clear line and exit code 1, not a traceback.
+_user_errors = user_errors(DataError, FileNotFoundError, ValueError, RuntimeError)
 
 
 def _require_torch(command: str) -> None:
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise _fail(f"`moodlens {command}` needs PyTorch, which is not installed. "
-                    "Install the training extra: pip install 'moodlens[train]'") from None
+        raise fail(f"`moodlens {command}` needs PyTorch, which is not installed. "
+                   "Install the training extra: pip install 'moodlens[train]'") from None
 
 
 def _report_skipped(skipped: dict[str, Any]) -> None:

@@ -8,17 +8,14 @@ from typing import Annotated
 
 import typer
 
+from moodlens.cli.errors import fail
+
 DetectorOpt = Annotated[str, typer.Option(help="Face detector: auto, yunet or centerface.")]
 ModelOpt = Annotated[str, typer.Option(help="Model: 'default' (shipped) or a path to an .onnx file.")]
 ConfOpt = Annotated[float, typer.Option(help="Least detector score for a face.")]
 MaxSideOpt = Annotated[int, typer.Option(help="Long side images are scaled down to for detection.")]
 EveryOpt = Annotated[int, typer.Option(min=1, help="Run the detector every N frames; track in between.")]
 SmoothOpt = Annotated[float, typer.Option(min=0.01, max=1.0, help="Weight of the newest frame per track (1 = off).")]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    return typer.Exit(1)
 
 
 def _analyzer(model: str, detector: str, min_confidence: float, max_side: int):  # noqa: ANN202
@@ -28,7 +25,7 @@ def _analyzer(model: str, detector: str, min_confidence: float, max_side: int): 
     try:
         return Analyzer(model=model, detector=detector, min_confidence=min_confidence, max_side=max_side)
     except (DetectorUnavailable, FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
 
 
 def analyze(
@@ -100,7 +97,7 @@ def video(
         summary = analyze_video(file, analyzer, out=out, csv_path=csv_path, every=every, smoothing=smoothing,
                                 scores=scores, blur=blur)
     except VideoError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     _report(summary, json_path)
 
 
@@ -129,7 +126,7 @@ def camera(
         summary = run_camera(index, analyzer, headless=headless, csv_path=csv_path, every=every,
                              smoothing=smoothing, scores=scores, max_frames=max_frames)
     except VideoError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     _report(summary, json_path)
 
 
