@@ -126,6 +126,7 @@ def test_without_torch_train_says_how_to_install_it(synthetic_fer_csv_gz, tmp_pa
     proc = _run_without_torch("train", "--data", str(synthetic_fer_csv_gz), "--out", str(tmp_path))
     assert proc.returncode == 1
     assert "pip install 'moodlens[train]'" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.count("error:") == 1, proc.stderr  # one line, not a second empty one
     # evaluate needs no torch at all
     proc = _run_without_torch("evaluate", "--data", str(synthetic_fer_csv_gz), "--out", str(tmp_path / "e"))
     assert proc.returncode == 0, proc.stderr

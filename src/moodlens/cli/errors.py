@@ -22,6 +22,8 @@ def user_errors(*errors: type[BaseException]) -> Callable[[Callable[..., Any]], 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return func(*args, **kwargs)
+            except typer.Exit:  # already reported (typer.Exit is a RuntimeError subclass)
+                raise
             except errors as exc:
                 raise fail(str(exc)) from None
         return wrapper
