@@ -1,6 +1,6 @@
 """Ship a finished training run as the default model, with its model card.
 
-    python scripts/release_model.py --run runs/default --data ../shared/data/fer2013/fer2013.csv.gz \
+    python scripts/release_model.py --run {t.get('run', 'RUN_DIR')} --data ../shared/data/fer2013/fer2013.csv.gz \
         --command "moodlens train --data ../shared/data/fer2013/fer2013.csv.gz --out runs/default"
 
 Exports ``RUN/final.pt`` to ``src/moodlens/models/default.onnx`` (parity-checked on real
@@ -76,7 +76,7 @@ def main() -> None:
                     | {"per_class": report["per_class"]}},
         "caveats": "Fear and disgust are the least reliable classes (see per-class F1). Apparent facial "
                    "expression on 48x48 grayscale crops, not inner emotion.",
-        "training": {"command": args.command, "data": "FER2013 Training split (28,709 faces)",
+        "training": {"command": args.command, "run": str(args.run), "data": "FER2013 Training split (28,709 faces)",
                      "selection": "PublicTest (3,589 faces); PrivateTest never used",
                      "epochs": ck["epochs"], "wall_time_min": round(ck["elapsed_s"] / 60, 1),
                      "device": ck.get("device", "cpu"), "torch_threads": ck.get("torch_threads"),
@@ -136,7 +136,8 @@ contrast ±{cfg['augment']['brightness']}, random erasing (p={cfg['augment']['er
 {t['torch_threads']} threads, while other work shared the 2 cores):
 
     {t['command']}
-    python scripts/release_model.py --run runs/default --data ../shared/data/fer2013/fer2013.csv.gz --command "..."
+    python scripts/release_model.py --run {t.get('run', 'RUN_DIR')} \\
+        --data ../shared/data/fer2013/fer2013.csv.gz --command "..."
     moodlens evaluate --model default --data ../shared/data/fer2013/fer2013.csv.gz --split PublicTest --out out/eval
 
 ## PublicTest metrics (n = {m['n']:,})
