@@ -65,11 +65,15 @@ class Analyzer:
         boxes[:, 3] = np.minimum(boxes[:, 3], h - boxes[:, 1])
         return Faces(boxes, found.detector_scores[keep])
 
-    def classify(self, bgr: np.ndarray, faces: Faces) -> Faces:
-        """Classify the given boxes of ``bgr`` in one batch; returns new Faces with ``probs`` set."""
+    def classify(self, bgr: np.ndarray, faces: Faces, gray: np.ndarray | None = None) -> Faces:
+        """Classify the given boxes of ``bgr`` in one batch; returns new Faces with ``probs`` set.
+
+        ``gray``: ``to_gray(bgr)`` when the caller already has it (the video loop does), to skip a conversion.
+        """
         if len(faces) == 0:
             return Faces(track_ids=faces.track_ids)
-        gray = to_gray(bgr)
+        if gray is None:
+            gray = to_gray(bgr)
         crops = np.stack([crop_face(gray, box, self.margin) for box in faces.boxes])
         probs = self.classifier.predict(crops)
         return Faces(faces.boxes, faces.detector_scores, probs, faces.track_ids)

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from moodlens.analyzer import Analyzer
+from moodlens.preprocess import to_gray
 from moodlens.results import Faces
 from moodlens.spec import EMOTIONS, NUM_CLASSES
 from moodlens.track import FaceTracker
@@ -251,7 +252,7 @@ class VideoAnalyzer:
 
     def process(self, frame: Frame) -> FrameResult:
         image = frame.image
-        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        gray = to_gray(image)  # once per frame: optical flow and face crops share it
         detect_now = self._count % self.every == 0 or self._prev_gray is None
         self._count += 1
         if detect_now:
@@ -262,7 +263,7 @@ class VideoAnalyzer:
             found = Faces(_follow_boxes(self._prev_gray, gray, self._last.boxes), self._last.detector_scores)
         faces = self.tracker.update(found)
         self._end(self.tracker.ended)
-        faces = self.smoother.update(self.analyzer.classify(image, faces))
+        faces = self.smoother.update(self.analyzer.classify(image, faces, gray))
         self._prev_gray, self._last = gray, faces
         result = FrameResult(frame.index, frame.time_s, faces, detect_now)
         self.summary.add(result)
