@@ -1,12 +1,14 @@
-"""Classifier throughput in faces/second: ONNX Runtime (what ships) vs PyTorch eager, same network, same run.
+"""Classifier throughput in faces/second: ONNX Runtime (what ships) vs PyTorch eager, same run.
 
-    python benchmarks/bench_classifier.py                       # shipped ONNX vs a fresh net of its config
-    python benchmarks/bench_classifier.py --checkpoint runs/default/final.pt --model m.onnx
+    python benchmarks/bench_classifier.py                 # every shipped model vs PyTorch eager of the first
+    python benchmarks/bench_classifier.py --model m.onnx --checkpoint runs/wide/final.pt
 
-Both sides do the same work per face: centre crop, the network on the face and on its mirror image
-(when the model's card says it was exported with flip averaging), softmax. The PyTorch side is built
-from ``--checkpoint`` when given, otherwise freshly initialised from the ONNX model's recorded config
-(weights do not change the speed of a dense CNN). Needs the ``train`` extra for the PyTorch side.
+The baseline is PyTorch eager running the first ``--model``'s networks (float32): the same work
+per face (centre crop, each network of an ensemble on the face and on its mirror image when the
+card says flip averaging, softmax, mean). It is built from ``--checkpoint`` (repeat for an
+ensemble) when given, otherwise freshly initialised from the ONNX model's recorded configs
+(weights do not change the speed of a dense CNN). Each row states its ratio to that baseline.
+Needs the ``train`` extra for the PyTorch side.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from moodlens.classifier import EmotionClassifier
+from moodlens.classifier import EmotionClassifier, shipped_models
 from moodlens.machine import machine_facts
 from moodlens.spec import IMAGE_SIZE
 
@@ -40,7 +42,7 @@ def faces_per_second(predict, batch: int, seconds: float) -> float:
     return best
 
 
-def torch_predictor(checkpoint: Path | None, card: dict[str, Any], threads: int):
+def torch_predictor(checkpoints: list[Path] | None, card: dict[str, Any], threads: int):
     """A PyTorch eager predictor for uint8 faces, and a sentence saying where its weights came from."""
     import torch
 
@@ -51,16 +53,20 @@ def torch_predictor(checkpoint: Path | None, card: dict[str, Any], threads: int)
     from moodlens.train.model import ProbabilityModel
 
     torch.set_num_threads(threads)
-    if checkpoint is not None:
-        net, ck = load_checkpoint(checkpoint)
-        source = f"trained weights from {checkpoint} (widths {tuple(ck['config']['widths'])})"
+    if checkpoints:
+        loaded = [load_checkpoint(c) for c in checkpoints]
+        nets = [net for net, _ in loaded]
+        source = "trained weights from " + ", ".join(
+            f"{c} (widths {tuple(ck['config']['widths'])})" for c, (_, ck) in zip(checkpoints, loaded, strict=True))
     else:
-        cfg = TrainConfig.from_dict(card["config"]) if "config" in card else TrainConfig()
+        configs = card.get("configs") or ([card["config"]] if "config" in card else [])
+        cfgs = [TrainConfig.from_dict(c) for c in configs] or [TrainConfig()]
         torch.manual_seed(0)
-        net = build_model(cfg).eval()
-        origin = "the ONNX model's recorded config" if "config" in card else "the default TrainConfig"
-        source = f"freshly initialised EmotionNet from {origin} (widths {cfg.widths}; untrained weights)"
-    model = ProbabilityModel(net, flip_tta=card.get("tta", "horizontal flip average") != "none").eval()
+        nets = [build_model(cfg).eval() for cfg in cfgs]
+        origin = "the ONNX model's recorded configs" if configs else "the default TrainConfig"
+        source = (f"{len(nets)} freshly initialised EmotionNet(s) from {origin} "
+                  f"(widths {', '.join(str(c.widths) for c in cfgs)}; untrained weights)")
+    model = ProbabilityModel(nets, flip_tta=card.get("tta", "horizontal flip average") != "none").eval()
 
     @torch.inference_mode()
     def predict(faces: np.ndarray) -> np.ndarray:
@@ -71,34 +77,47 @@ def torch_predictor(checkpoint: Path | None, card: dict[str, Any], threads: int)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="default", help="ONNX model for the ONNX Runtime side (default: shipped)")
-    ap.add_argument("--checkpoint", type=Path, help="training checkpoint for the PyTorch side (else fresh weights)")
+    ap.add_argument("--model", action="append", help="ONNX model (name or path); repeat; default: every shipped one")
+    ap.add_argument("--checkpoint", type=Path, action="append",
+                    help="training checkpoint(s) for the PyTorch baseline (else fresh weights)")
     ap.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 4), help="threads for both runtimes")
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
 
-    classifier = EmotionClassifier(args.model, threads=args.threads)
+    classifiers = [EmotionClassifier(m, threads=args.threads) for m in (args.model or list(shipped_models()))]
     facts = {**machine_facts(), "threads": args.threads}
     print("machine:")
     for key, value in facts.items():
         print(f"  {key}: {value}")
-    print(f"ONNX Runtime side: {classifier.model_path} (tta: {classifier.card.get('tta', 'unknown')})")
-    sides = {"onnxruntime": classifier.predict}
+    sides = {}
     try:
-        sides["pytorch_eager"], source = torch_predictor(args.checkpoint, classifier.card, args.threads)
-        print(f"PyTorch side: {source}")
+        sides["pytorch_eager"], source = torch_predictor(args.checkpoint, classifiers[0].card, args.threads)
+        print(f"baseline pytorch_eager: {source}, float32")
     except ImportError:
-        print("PyTorch side: skipped (torch not installed; pip install 'moodlens[train]')")
+        print("PyTorch baseline: skipped (torch not installed; pip install 'moodlens[train]')")
+    for clf in classifiers:
+        card = clf.card
+        print(f"ort:{clf.model_path.stem}: {clf.model_path} ({card.get('precision', 'float32')}, "
+              f"{len(card.get('configs') or [1])} net(s), tta: {card.get('tta', 'unknown')})")
+        sides[f"ort:{clf.model_path.stem}"] = clf.predict
 
     results: dict[str, dict[str, float]] = {}
-    print(f"\n{'runtime':<16}" + "".join(f"{f'batch {b}':>14}" for b in args.batches) + "   (faces/second)")
+    base = "pytorch_eager" if "pytorch_eager" in sides else None
+    print(f"\n{'runtime':<20}" + "".join(f"{f'batch {b}':>20}" for b in args.batches) + "   (faces/second)")
     for name, predict in sides.items():
         results[name] = {str(b): round(faces_per_second(predict, b, args.seconds), 1) for b in args.batches}
-        print(f"{name:<16}" + "".join(f"{results[name][str(b)]:>14,.1f}" for b in args.batches))
+        cells = []
+        for b in args.batches:
+            fps = results[name][str(b)]
+            ratio = f" ({fps / results[base][str(b)]:.2f}x)" if base else ""
+            cells.append(f"{fps:,.1f}{ratio}".rjust(20))
+        print(f"{name:<20}" + "".join(cells))
+    if base:
+        print("(Nx) = faces/second relative to the pytorch_eager baseline, same process, same threads")
     if args.json:
-        args.json.write_text(json.dumps({"machine": facts, "model": str(classifier.model_path),
+        args.json.write_text(json.dumps({"machine": facts, "models": [str(c.model_path) for c in classifiers],
                                          "faces_per_second": results}, indent=2))
 
 

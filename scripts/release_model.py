@@ -1,13 +1,15 @@
-"""Ship a finished training run as the default model, with its model card.
+"""Ship finished training runs as a named model of the package, with its model card.
 
-    python scripts/release_model.py --run {t.get('run', 'RUN_DIR')} --data ../shared/data/fer2013/fer2013.csv.gz \
-        --command "moodlens train --data ../shared/data/fer2013/fer2013.csv.gz --out runs/default"
+    python scripts/release_model.py --run runs/wide --data ../shared/data/fer2013/fer2013.csv.gz \
+        --target default --int8 --name NAME --command "moodlens train ... --out runs/wide"
 
-Exports ``RUN/final.pt`` to ``src/moodlens/models/default.onnx`` (parity-checked on real
-PublicTest faces), evaluates it on PublicTest with the runtime classifier, measures
-ONNX Runtime throughput, and writes ``default.json`` (machine-readable card, read by
-the web app and reports) and ``MODEL_CARD.md``. Earlier cards' numbers are kept in
-the history table. Never touches PrivateTest.
+Exports ``RUN/final.pt`` (several ``--run``: an ensemble averaged inside the graph) to
+``src/moodlens/models/TARGET.onnx`` (parity-checked on real PublicTest faces; ``--int8``:
+quantised with Training faces and checked against the float model), evaluates it on
+PublicTest with the runtime classifier, measures ONNX Runtime throughput, and writes
+``TARGET.json`` (machine-readable card, read by the web app and reports) and the Markdown
+card (``MODEL_CARD.md`` for ``default``, ``docs/model/TARGET.md`` otherwise). Earlier
+cards' numbers are kept in the history table. Never touches PrivateTest.
 """
 
 from __future__ import annotations
@@ -43,75 +45,119 @@ def throughput(model: Path, batch: int, seconds: float = 3.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def member(run: Path) -> dict:
+    """What the card says about one trained run (and the run it started from, if any)."""
+    ck = torch.load(run / "final.pt", map_location="cpu", weights_only=False)
+    cfg = ck["config"]
+    minutes, epochs, parent = ck["elapsed_s"] / 60, ck["epochs"], cfg.get("init_from")
+    while parent and Path(parent).is_file():  # a second cycle also costs the first one's time
+        pk = torch.load(parent, map_location="cpu", weights_only=False)
+        minutes, epochs, parent = minutes + pk["elapsed_s"] / 60, epochs + pk["epochs"], pk["config"].get("init_from")
+    params = sum(v.numel() for k, v in ck["model"].items() if k.endswith(("weight", "bias")))
+    return {"run": str(run), "config": cfg, "params": int(params), "epochs_total": int(epochs),
+            "train_minutes_total": round(minutes, 1), "device": ck.get("device", "cpu"),
+            "torch_threads": ck.get("torch_threads")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--run", type=Path, action="append", required=True, help="run folder; repeat for an ensemble")
     ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--command", required=True, help="the exact command that trained the run")
+    ap.add_argument("--command", action="append", required=True,
+                    help="the exact commands that trained the runs, in order (repeatable)")
+    ap.add_argument("--target", default="default", help="shipped model name: default, accurate, ...")
     ap.add_argument("--name", default="moodlens-vgg32")
+    ap.add_argument("--int8", action="store_true", help="quantise to int8 (calibrated on Training faces)")
+    ap.add_argument("--no-flip-tta", dest="flip_tta", action="store_false")
     ap.add_argument("--notes", default="")
     args = ap.parse_args()
 
     data = load_dataset(args.data)
     val = data.split("PublicTest")
-    ck = torch.load(args.run / "final.pt", map_location="cpu", weights_only=False)
-    old = json.loads((MODELS / "default.json").read_text()) if (MODELS / "default.json").exists() else {}
+    calib = None
+    if args.int8:
+        train = data.split("Training").images
+        calib = train[np.sort(np.random.default_rng(0).choice(len(train), 512, replace=False))]
+    onnx_path = MODELS / f"{args.target}.onnx"
+    card_path = onnx_path.with_suffix(".json")
+    old = json.loads(card_path.read_text()) if card_path.exists() else {}
     history = old.get("history", []) if "metrics" in old else []
 
-    onnx_path = MODELS / "default.onnx"
-    parity = export_onnx(args.run / "final.pt", onnx_path, parity_faces=val.images[:256])
-    report = evaluate(data, model=onnx_path, split="PublicTest", out=ROOT / "docs" / "model" / "publictest")
+    members = [member(run) for run in args.run]
+    parity = export_onnx([run / "final.pt" for run in args.run], onnx_path, flip_tta=args.flip_tta,
+                         parity_faces=val.images[:256], calibration_faces=calib)
+    figures = ROOT / "docs" / "model" / ("publictest" if args.target == "default" else f"{args.target}-publictest")
+    report = evaluate(data, model=onnx_path, split="PublicTest", out=figures)
     fps1, fps64 = throughput(onnx_path, 1), throughput(onnx_path, 64)
-    params = sum(v.numel() for k, v in ck["model"].items() if k.endswith(("weight", "bias")))
 
     today = dt.date.today().isoformat()
+    params = sum(m["params"] for m in members)
     entry = {"date": today, "name": args.name, "accuracy": round(report["accuracy"], 4),
-             "macro_f1": round(report["macro_f1"], 4), "epochs": ck["epochs"],
-             "train_minutes": round(ck["elapsed_s"] / 60, 1), "device": ck.get("device", "cpu")}
+             "macro_f1": round(report["macro_f1"], 4), "params": params,
+             "epochs": "+".join(str(m["epochs_total"]) for m in members),
+             "train_minutes": round(sum(m["train_minutes_total"] for m in members), 1),
+             "device": ",".join(sorted({m["device"] for m in members})),
+             "precision": "int8" if args.int8 else "float32", "faces_per_s_batch64": round(fps64)}
     history = [h for h in history if h.get("date") != today or h.get("name") != args.name] + [entry]
-    card = json.loads((MODELS / "default.json").read_text())  # written by export_onnx
+    card = json.loads(card_path.read_text())  # written by export_onnx
     card.update({
-        "name": args.name, "version": today, "classes": list(EMOTIONS), "params": int(params),
+        "name": args.name, "target": args.target, "version": today, "classes": list(EMOTIONS), "params": params,
         "metrics": {"publictest": {k: report[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1", "ece", "nll")}
                     | {"per_class": report["per_class"]}},
         "caveats": "Fear and disgust are the least reliable classes (see per-class F1). Apparent facial "
                    "expression on 48x48 grayscale crops, not inner emotion.",
-        "training": {"command": args.command, "run": str(args.run), "data": "FER2013 Training split (28,709 faces)",
+        "members": members,
+        "training": {"commands": args.command, "command": " && ".join(args.command),
+                     "runs": [str(r) for r in args.run], "data": "FER2013 Training split (28,709 faces)",
                      "selection": "PublicTest (3,589 faces); PrivateTest never used",
-                     "epochs": ck["epochs"], "wall_time_min": round(ck["elapsed_s"] / 60, 1),
-                     "device": ck.get("device", "cpu"), "torch_threads": ck.get("torch_threads"),
-                     "machine": cpu_name()},
+                     "wall_time_min": entry["train_minutes"], "machine": cpu_name()},
         "speed": {"onnxruntime_faces_per_s_batch1": round(fps1), "onnxruntime_faces_per_s_batch64": round(fps64),
                   "machine": f"{cpu_name()}, {torch.get_num_threads()} threads"},
         "parity": parity, "history": history, "notes": args.notes,
     })
-    (MODELS / "default.json").write_text(json.dumps(card, indent=2))
-    (ROOT / "MODEL_CARD.md").write_text(render_card(card))
+    card_path.write_text(json.dumps(card, indent=2))
+    md = ROOT / "MODEL_CARD.md" if args.target == "default" else ROOT / "docs" / "model" / f"{args.target}.md"
+    md.write_text(render_card(card, onnx_path, figures.relative_to(ROOT)))
     print(json.dumps({k: card[k] for k in ("name", "version", "metrics", "speed")}, indent=2))
 
 
-def render_card(c: dict) -> str:
+def recipe_line(m: dict) -> str:
+    c = m["config"]
+    start = f"; a second cycle from `{c['init_from']}`" if c.get("init_from") else ""
+    return (f"| `{m['run']}` | {'-'.join(map(str, c['widths']))} | {m['params'] / 1e6:.2f} M | {c['epochs']}{start} | "
+            f"{c['lr']} | {c['dropout']} | {c['balance']} | {m['epochs_total']} | {m['train_minutes_total']} |")
+
+
+def render_card(c: dict, onnx_path: Path, figures: Path) -> str:
     m = c["metrics"]["publictest"]
     t = c["training"]
+    cfg = c["members"][0]["config"]
     rows = "\n".join(f"| {e} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
                      for e, v in m["per_class"].items())
     hist = "\n".join(f"| {h['date']} | {h['name']} | {h['accuracy']:.4f} | {h['macro_f1']:.4f} | {h['epochs']} | "
-                     f"{h['train_minutes']} | {h['device']} |" for h in c["history"])
-    cfg = c["config"]
-    stage = (f"This is a second, shorter cycle that starts from the weights of `{cfg['init_from']}`; "
-             f"the values above are this cycle's. {c['notes']}\n\n" if cfg.get("init_from") else "")
+                     f"{h['train_minutes']} | {h['device']} | {h.get('precision', 'float32')} | "
+                     f"{h.get('faces_per_s_batch64', 'not recorded')} |" for h in c["history"])
+    members = "\n".join(recipe_line(x) for x in c["members"])
+    commands = "\n".join(f"    {cmd}" for cmd in t["commands"])
+    runs = " ".join(f"--run {r}" for r in t["runs"])
+    ensemble = (f"An ensemble of {len(c['members'])} networks: their probabilities are averaged inside the graph. "
+                if len(c["members"]) > 1 else "")
+    int8 = (f"Weights and activations of the convolutional layers are int8 (static quantisation with ONNX Runtime, "
+            f"calibrated on {c['parity']['int8']['calibration_n']} Training faces); on 256 PublicTest faces it "
+            f"agrees with the float model's top class on {c['parity']['int8']['top1_agreement']:.1%} "
+            f"(max |dp| {c['parity']['int8']['max_abs_diff']:.3f}). " if "int8" in c["parity"] else "")
     return f"""# Model card: {c['name']} ({c['version']})
 
-The default expression classifier that ships in `src/moodlens/models/default.onnx`
-({Path(MODELS / 'default.onnx').stat().st_size / 1e6:.1f} MB, {c['params']:,} parameters).
-Machine-readable twin: `default.json`. Generated by `scripts/release_model.py`.
+The expression classifier that ships as `{c['target']}` (`src/moodlens/models/{onnx_path.name}`,
+{onnx_path.stat().st_size / 1e6:.1f} MB, {c['params']:,} parameters; `--model {c['target']}`).
+Machine-readable twin: `{onnx_path.with_suffix('.json').name}`. Generated by `scripts/release_model.py`.
 
 ## What it does
 Input: a 48x48 grayscale face crop (the runtime cuts it from a detector box; see
 `moodlens.preprocess`), centre-cropped to 44x44, raw pixels 0..255 (normalisation is inside
 the graph). Output: probabilities for {', '.join(EMOTIONS)}.
-Test-time augmentation: {c['tta']} — inside the exported graph, so the runtime does exactly
-what was measured below.
+{ensemble}Test-time augmentation: {c['tta']}. {int8}All of this is inside the exported graph, so the
+runtime does exactly what was measured below.
 
 It recognises **apparent facial expressions** of posed and spontaneous web images, not inner
 emotion. See the README's "Responsible use".
@@ -123,22 +169,27 @@ The PrivateTest split was never available to us and nothing was tuned on it. Cla
 ({cfg['balance']}) uses training-split counts only; augmentation is applied to training batches only.
 
 ## Recipe
-VGG-style CNN, widths {cfg['widths']}, {cfg['convs_per_stage']} conv+BatchNorm+ReLU per stage, max-pool,
-global average pool, dropout {cfg['dropout']}, a 256-unit hidden layer, softmax output.
+VGG-style CNN: per stage {cfg['convs_per_stage']} x (3x3 conv, BatchNorm, ReLU), max-pool; global average pool,
+dropout, a 256-unit hidden layer, softmax output.
 SGD (Nesterov, momentum {cfg['momentum']}, weight decay {cfg['weight_decay']}), one-cycle cosine schedule
-peaking at lr {cfg['lr']} ({cfg['warmup_frac']:.0%} warm-up), batch {cfg['batch_size']}, {cfg['epochs']} epochs,
-label smoothing {cfg['label_smoothing']}, exponential moving average of weights (decay {cfg['ema_decay']}; the
-EMA weights ship). Augmentation per batch: random shift ±{cfg['augment']['max_shift_px']} px, rotation
+({cfg['warmup_frac']:.0%} warm-up), batch {cfg['batch_size']}, label smoothing {cfg['label_smoothing']},
+exponential moving average of weights (decay {cfg['ema_decay']}; the EMA weights ship).
+Augmentation per batch: random shift ±{cfg['augment']['max_shift_px']} px, rotation
 ±{cfg['augment']['max_rotation_deg']}°, scale {cfg['augment']['scale_range']}, horizontal flip, brightness and
 contrast ±{cfg['augment']['brightness']}, random erasing (p={cfg['augment']['erase_prob']}).
 
-{stage}Reproduce (training wall time {t['wall_time_min']} min on {t['device']}, {t['machine']},
-{t['torch_threads']} threads, while other work shared the 2 cores):
+| run | widths | params | epochs (this cycle) | peak lr | dropout | balancing | epochs in all | train min in all |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+{members}
 
-    {t['command']}
-    python scripts/release_model.py --run {t.get('run', 'RUN_DIR')} \\
-        --data ../shared/data/fer2013/fer2013.csv.gz --command "..."
-    moodlens evaluate --model default --data ../shared/data/fer2013/fer2013.csv.gz --split PublicTest --out out/eval
+Reproduce (training wall time {t['wall_time_min']} min in all on {t['machine']}, 2 cores, while other work
+shared them):
+
+{commands}
+    python scripts/release_model.py {runs} --target {c['target']}{' --int8' if 'int8' in c['parity'] else ''} \\
+        --data ../shared/data/fer2013/fer2013.csv.gz --name {c['name']} --command "..."
+    moodlens evaluate --model {c['target']} --data ../shared/data/fer2013/fer2013.csv.gz \\
+        --split PublicTest --out out/eval
 
 ## PublicTest metrics (n = {m['n']:,})
 | metric | value |
@@ -153,20 +204,20 @@ contrast ±{cfg['augment']['brightness']}, random erasing (p={cfg['augment']['er
 | --- | --- | --- | --- | --- |
 {rows}
 
-Confusion matrix and example grids: `docs/model/publictest/`.
+Confusion matrix, reliability diagram and example grids: `{figures}/`.
 Fear and disgust are the weak classes, as everywhere on FER2013; treat them as unreliable.
 
 ## Speed
 ONNX Runtime, {c['speed']['machine']}: {c['speed']['onnxruntime_faces_per_s_batch1']:,} faces/s at batch 1,
-{c['speed']['onnxruntime_faces_per_s_batch64']:,} faces/s at batch 64 (flip TTA included).
-Full comparison with PyTorch eager: `python benchmarks/bench_classifier.py`.
+{c['speed']['onnxruntime_faces_per_s_batch64']:,} faces/s at batch 64 (everything above included).
+Comparison with PyTorch eager and the float model: `python benchmarks/bench_classifier.py`.
 
-ONNX export parity with PyTorch on 256 real PublicTest faces: max |Δp| = {c['parity']['parity_max_abs_diff']:.1e}
-(tolerance {c['parity']['tolerance']}).
+ONNX export parity of the float graph with PyTorch on 256 real PublicTest faces:
+max |Δp| = {c['parity']['parity_max_abs_diff']:.1e} (tolerance {c['parity']['tolerance']}).
 
 ## History
-| date | name | PublicTest acc | macro-F1 | epochs | train min | device |
-| --- | --- | --- | --- | --- | --- | --- |
+| date | name | PublicTest acc | macro-F1 | epochs | train min | device | precision | faces/s (b64) |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {hist}
 
 ## Limits

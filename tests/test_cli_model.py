@@ -107,6 +107,19 @@ def test_train_rejects_bad_options(synthetic_fer_csv_gz, tmp_path):
         assert result.exit_code == 1 and message in out, out
     result, out = invoke("export", "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "m.onnx")
     assert result.exit_code == 1 and "checkpoint not found" in out
+    result, out = invoke("export", "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "m.onnx", "--int8")
+    assert result.exit_code == 1 and "checkpoint not found" in out
+
+
+def test_models_are_named_or_paths(synthetic_fer_csv_gz, tmp_path):
+    """Shipped models resolve by name; an unknown name is a clear error that lists the shipped ones."""
+    from moodlens.classifier import default_model_path, resolve_model, shipped_models
+
+    shipped = shipped_models()
+    assert shipped["default"] == default_model_path() == resolve_model(None) == resolve_model("default")
+    assert all(resolve_model(name) == path and path.with_suffix(".json").is_file() for name, path in shipped.items())
+    result, out = invoke("evaluate", "--model", "fastest", "--data", synthetic_fer_csv_gz, "--out", tmp_path)
+    assert result.exit_code == 1 and "model not found: fastest" in out and "default" in out, out
 
 
 def _run_without_torch(*args: str) -> subprocess.CompletedProcess:

@@ -131,6 +131,45 @@ def test_export_parity_on_real_batch(run, dataset, onnx_model):
     assert np.abs(predict_probs(net, faces, "cpu") - got).max() <= 1e-4
 
 
+def test_ensemble_export_averages_its_members(run, dataset, tmp_path):
+    """Two checkpoints -> one graph whose probabilities are the mean of each member's."""
+    other = train(replace(TINY, epochs=1, seed=1), dataset, tmp_path / "other")
+    faces = dataset.split("PublicTest").images
+    report = export_onnx([run / "final.pt", other], tmp_path / "ens.onnx", parity_faces=faces)
+    assert report["parity_max_abs_diff"] <= PARITY_TOLERANCE
+    single = []
+    for i, checkpoint in enumerate([run / "final.pt", other]):
+        export_onnx(checkpoint, tmp_path / f"m{i}.onnx", parity_faces=faces)
+        single.append(EmotionClassifier(tmp_path / f"m{i}.onnx").predict(faces))
+    ens = EmotionClassifier(tmp_path / "ens.onnx")
+    np.testing.assert_allclose(ens.predict(faces), (single[0] + single[1]) / 2, atol=1e-5)
+    assert ens.card["ensemble"] == [str(run / "final.pt"), str(other)]
+    assert not np.allclose(single[0], single[1], atol=1e-3)  # the members really differ
+
+
+def test_int8_export_agrees_with_float_model(run, dataset, onnx_model, tmp_path):
+    """int8 moves a few borderline faces of this barely trained tiny net (the shipped model: see its card)."""
+    faces, calib = dataset.split("PublicTest").images, dataset.split("Training").images[:64]
+    with pytest.raises(RuntimeError, match="agrees with the float model on only"):
+        export_onnx(run / "final.pt", tmp_path / "q.onnx", parity_faces=faces, calibration_faces=calib,
+                    int8_min_agreement=1.01)
+    assert not (tmp_path / "q.onnx").exists()
+    report = export_onnx(run / "final.pt", tmp_path / "q.onnx", parity_faces=faces, calibration_faces=calib,
+                         int8_min_agreement=0.9)
+    q = report["int8"]
+    assert q["n"] == len(faces) and q["calibration_n"] == 64 and q["top1_agreement"] >= 0.9
+    assert not (tmp_path / "q.float.onnx").exists()  # the float intermediate is cleaned up
+    clf = EmotionClassifier(tmp_path / "q.onnx")
+    assert clf.card["precision"] == "int8"
+    onnx = pytest.importorskip("onnx")
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    ref = EmotionClassifier(onnx_model[0]).predict(faces)
+    got = clf.predict(faces)
+    assert (ref.argmax(1) == got.argmax(1)).mean() == q["top1_agreement"]
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-4)
+
+
 def test_export_metadata(onnx_model):
     path, _ = onnx_model
     meta = json.loads(path.with_suffix(".json").read_text())
@@ -145,7 +184,7 @@ def test_evaluate_report_is_consistent(onnx_model, synthetic_fer_csv_gz, tmp_pat
     report = evaluate(synthetic_fer_csv_gz, model=path, split="PublicTest", out=tmp_path / "eval",
                       json_file=tmp_path / "copy.json")
     for name in ("report.json", "classification_report.txt", "confusion_matrix.png", "correct_examples.png",
-                 "wrong_examples.png"):
+                 "wrong_examples.png", "reliability.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 0, name
     written = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert json.loads((tmp_path / "copy.json").read_text()) == written

@@ -15,17 +15,32 @@ from moodlens.preprocess import to_model_input
 from moodlens.spec import CROP_SIZE, EMOTIONS
 
 
+def models_dir() -> Path:
+    """Where the shipped models live inside the package."""
+    return Path(str(resources.files("moodlens") / "models"))
+
+
 def default_model_path() -> Path:
-    """The model that ships inside the package."""
-    return Path(str(resources.files("moodlens") / "models" / "default.onnx"))
+    """The model that ships inside the package and is used unless another is named."""
+    return models_dir() / "default.onnx"
+
+
+def shipped_models() -> dict[str, Path]:
+    """Name -> path of every model that ships with the package (``default``, ``accurate``, ...)."""
+    return {p.stem: p for p in sorted(models_dir().glob("*.onnx"))}
 
 
 def resolve_model(model: str | Path | None) -> Path:
-    if model is None or str(model) == "default":
+    """``None`` or a shipped model's name (``default``, ``accurate``) or an ONNX file path -> path."""
+    if model is None:
         return default_model_path()
+    shipped = shipped_models()
+    if str(model) in shipped:
+        return shipped[str(model)]
     path = Path(model)
     if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
+        raise FileNotFoundError(f"model not found: {path} (a path to an .onnx file, or one of the shipped "
+                                f"models: {', '.join(shipped)})")
     return path
 
 

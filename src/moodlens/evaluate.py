@@ -26,7 +26,7 @@ from sklearn.metrics import (
 
 from moodlens.classifier import EmotionClassifier
 from moodlens.data import FaceDataset, load_dataset
-from moodlens.figures import save_confusion_matrix, save_face_grid
+from moodlens.figures import save_confusion_matrix, save_face_grid, save_reliability_diagram
 from moodlens.spec import EMOTIONS
 
 ECE_BINS = 15
@@ -140,6 +140,8 @@ def evaluate(data: str | Path | FaceDataset, *, model: str | Path = "default", s
                        f"Correctly classified: {name}; caption = predicted class and probability")
         save_face_grid(example_rows(part, probs, False, examples_per_class, seed), out / "wrong_examples.png",
                        f"Wrongly classified: {name}; row = true class, caption = predicted class and probability")
+        save_reliability_diagram(probs, part.labels, out / "reliability.png",
+                                 f"{name}: ECE ({ECE_BINS} bins) {report['ece']:.3f}", n_bins=ECE_BINS)
         (out / "classification_report.txt").write_text(text)
         (out / "report.json").write_text(json.dumps(report, indent=2))
     if json_file is not None:

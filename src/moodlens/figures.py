@@ -90,6 +90,31 @@ def save_confusion_matrix(cm: np.ndarray, path: str | Path, title: str) -> Path:
     return _save(fig, path)
 
 
+def save_reliability_diagram(probs: np.ndarray, labels: np.ndarray, path: str | Path, title: str,
+                             n_bins: int = 15) -> Path:
+    """Top-label reliability: accuracy per confidence bin against the diagonal, with bin sizes below."""
+    from sklearn.calibration import calibration_curve
+
+    conf = probs.max(axis=1)
+    hit = (probs.argmax(axis=1) == labels).astype(int)
+    acc, mean_conf = calibration_curve(hit, conf, n_bins=n_bins, strategy="uniform")
+    fig = Figure(figsize=(5.2, 6.0))
+    top, bottom = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
+    top.plot([0, 1], [0, 1], ls="--", color="0.5", lw=1, label="perfectly calibrated")
+    top.plot(mean_conf, acc, marker="o", color="tab:blue", label="model")
+    top.fill_between(mean_conf, mean_conf, acc, color="tab:red", alpha=0.15, label="gap")
+    top.set_ylabel("accuracy in bin")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.legend(loc="upper left", fontsize=8)
+    top.set_title(title, fontsize=9)
+    bottom.hist(conf, bins=n_bins, range=(0, 1), color="tab:blue", alpha=0.7)
+    bottom.set_xlabel("confidence (top probability)")
+    bottom.set_ylabel("faces")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

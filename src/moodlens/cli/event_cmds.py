@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from moodlens.cli.errors import user_errors
+from moodlens.cli.options import ModelOpt
 from moodlens.events.report import REPORT_FORMATS
 from moodlens.events.store import EventExists, EventNotFound, EventStore
 
@@ -72,7 +73,7 @@ def ingest_cmd(
                                                     "(one person) ends.")] = 1.0,
     start: Annotated[str | None, typer.Option(help="Video only: wall-clock time of its first frame (ISO). "
                                               "Default: the event start, else file time minus duration.")] = None,
-    model: Annotated[str, typer.Option(help="Model: 'default' or a path to an .onnx file.")] = "default",
+    model: ModelOpt = "default",
     detector: Annotated[str, typer.Option(help="Face detector: auto, yunet or centerface.")] = "auto",
     min_confidence: Annotated[float, typer.Option(help="Least detector score of a face.")] = 0.6,
     commit_interval_s: Annotated[float, typer.Option(help="Most seconds between database commits.")] = 1.0,

@@ -11,9 +11,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 
 from moodlens.cli.errors import fail, user_errors
+from moodlens.cli.options import ModelOpt
 from moodlens.data import DataError
 from moodlens.train.config import BALANCING, TrainConfig
 
@@ -121,7 +123,7 @@ def train_cmd(
 def evaluate_cmd(
     data: DataOpt,
     out: Annotated[Path, typer.Option(help="Folder for report.json, confusion matrix and example grids.")],
-    model: Annotated[str, typer.Option(help="ONNX model file, or 'default' for the shipped model.")] = "default",
+    model: ModelOpt = "default",
     split: Annotated[str, typer.Option(help="Split to score: PublicTest, PrivateTest, Training "
                                             "(or a folder name such as test).")] = "PublicTest",
     json_file: Annotated[Path | None, typer.Option("--json", "--json-file",
@@ -139,35 +141,52 @@ def evaluate_cmd(
     typer.echo(f"{report['model_name']} on {report['split']} (n={report['n']}): accuracy {report['accuracy']:.4f}, "
                f"macro-F1 {report['macro_f1']:.4f}, ECE({report['ece_bins']} bins) {report['ece']:.4f}")
     _report_skipped(report["skipped_bad"])
-    typer.echo(f"wrote {out}/report.json, confusion_matrix.png, correct_examples.png, wrong_examples.png"
+    typer.echo(f"wrote {out}/report.json, confusion_matrix.png, reliability.png, correct_examples.png, "
+               "wrong_examples.png"
                + (f" and {json_file}" if json_file else ""))
 
 
 @_user_errors
 def export_cmd(
-    checkpoint: Annotated[Path, typer.Option(help="RUN_DIR/final.pt (or last.pt: its EMA weights).")],
+    checkpoint: Annotated[list[Path], typer.Option(help="RUN_DIR/final.pt (or last.pt: its EMA weights); repeat "
+                                                        "the option to export an ensemble of runs.")],
     out: Annotated[Path, typer.Option(help="ONNX file to write; metadata goes beside it as .json.")],
     data: Annotated[Path | None, typer.Option(help="Dataset whose real faces feed the ONNX-vs-PyTorch parity "
                                                    "check (random faces if omitted).")] = None,
     split: Annotated[str, typer.Option(help="Split of --data used for the parity batch.")] = "PublicTest",
     parity_n: Annotated[int, typer.Option(help="Faces in the parity batch.")] = 256,
     flip_tta: Annotated[bool, typer.Option(help="Average each face with its mirror image inside the graph.")] = True,
+    int8: Annotated[bool, typer.Option(help="Quantise to int8 (about 2.5x faster on CPUs with VNNI), calibrated "
+                                            "on --calibration-n faces of the Training split of --data.")] = False,
+    calibration_n: Annotated[int, typer.Option(help="Training faces used to calibrate --int8.")] = 512,
     skip_bad: SkipBadOpt = False,
 ) -> None:
-    """Export a checkpoint to ONNX and check it against PyTorch (max |dp| <= 1e-4)."""
+    """Export a checkpoint (or an ensemble) to ONNX and check it against PyTorch (max |dp| <= 1e-4)."""
     _require_torch("export")
     from moodlens.data import load_dataset
     from moodlens.train.export import export_onnx
 
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-    faces = None
+    for c in checkpoint:
+        if not c.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {c}")
+    if int8 and data is None:
+        raise ValueError("--int8 needs --data: its Training faces calibrate the quantisation")
+    faces = calib = None
     if data is not None:
-        faces = load_dataset(data, skip_bad=skip_bad, progress=True).split(split).images[:parity_n]
-    report = export_onnx(checkpoint, out, flip_tta=flip_tta, parity_faces=faces)
+        dataset = load_dataset(data, skip_bad=skip_bad, progress=True)
+        faces = dataset.split(split).images[:parity_n]
+        if int8:
+            train = dataset.split("Training").images
+            pick = np.random.default_rng(0).choice(len(train), min(calibration_n, len(train)), replace=False)
+            calib = train[np.sort(pick)]
+    report = export_onnx(list(checkpoint), out, flip_tta=flip_tta, parity_faces=faces, calibration_faces=calib)
     source = f"{len(faces)} real {split} faces" if faces is not None else f"{report['parity_n']} random faces"
     typer.echo(f"wrote {out} and {Path(out).with_suffix('.json')}; parity on {source}: "
                f"max |p_onnx - p_torch| = {report['parity_max_abs_diff']:.2e} (tolerance {report['tolerance']})")
+    if "int8" in report:
+        q = report["int8"]
+        typer.echo(f"int8: top-1 agreement with the float model {q['top1_agreement']:.2%} on {q['n']} faces, "
+                   f"max |dp| {q['max_abs_diff']:.3f} (calibrated on {q['calibration_n']} Training faces)")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from moodlens.cli.errors import fail
+from moodlens.cli.options import ModelOpt
 
 DetectorOpt = Annotated[str, typer.Option(help="Face detector: auto, yunet or centerface.")]
-ModelOpt = Annotated[str, typer.Option(help="Model: 'default' (shipped) or a path to an .onnx file.")]
 ConfOpt = Annotated[float, typer.Option(help="Least detector score for a face.")]
 MaxSideOpt = Annotated[int, typer.Option(help="Long side images are scaled down to for detection.")]
 EveryOpt = Annotated[int, typer.Option(min=1, help="Run the detector every N frames; track in between.")]

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from moodlens.cli.options import ModelOpt
 from moodlens.imageio import MAX_PIXELS
 
 
@@ -14,7 +15,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 exposes it to the network).")
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    model: Annotated[str, typer.Option(help="ONNX model file, or 'default' for the shipped one.")] = "default",
+    model: ModelOpt = "default",
     detector: Annotated[str, typer.Option(help="Face detector: auto, yunet or centerface.")] = "auto",
     min_confidence: Annotated[float, typer.Option(help="Detector score a face needs.")] = 0.6,
     max_side: Annotated[int, typer.Option(help="Long side images are scaled to for detection.")] = 1280,

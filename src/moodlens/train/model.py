@@ -48,19 +48,19 @@ class EmotionNet(nn.Module):
 
 
 class ProbabilityModel(nn.Module):
-    """What ships: softmax probabilities, averaged over the face and its mirror image.
+    """What ships: softmax probabilities, averaged over the nets of an ensemble and,
+    with ``flip_tta``, over the face and its mirror image.
 
-    The test-time augmentation that produced the published numbers is part of the
-    exported graph, so the runtime does exactly what was measured.
+    The test-time augmentation and ensembling that produced the published numbers are
+    part of the exported graph, so the runtime does exactly what was measured.
     """
 
-    def __init__(self, net: nn.Module, flip_tta: bool = True) -> None:
+    def __init__(self, net: nn.Module | list[nn.Module], flip_tta: bool = True) -> None:
         super().__init__()
-        self.net = net
+        self.nets = nn.ModuleList(net if isinstance(net, list) else [net])
         self.flip_tta = flip_tta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(self.net(x), dim=1)
-        if self.flip_tta:
-            probs = 0.5 * (probs + torch.softmax(self.net(torch.flip(x, dims=[3])), dim=1))
-        return probs
+        views = [x, torch.flip(x, dims=[3])] if self.flip_tta else [x]
+        probs = [torch.softmax(net(v), dim=1) for net in self.nets for v in views]
+        return torch.stack(probs).mean(dim=0)

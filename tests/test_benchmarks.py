@@ -1,0 +1,29 @@
+"""The benchmark scripts run and report real, positive throughput for the shipped models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_classifier_compares_every_shipped_model_with_pytorch(tmp_path):
+    pytest.importorskip("torch")
+    from moodlens.classifier import shipped_models
+
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_classifier.py"), "--seconds", "0.3",
+                           "--batches", "1", "8", "--threads", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "machine:" in proc.stdout and "relative to the pytorch_eager baseline" in proc.stdout
+    result = json.loads(out.read_text())
+    expected = {"pytorch_eager"} | {f"ort:{name}" for name in shipped_models()}
+    assert set(result["faces_per_second"]) == expected
+    assert all(v > 0 for side in result["faces_per_second"].values() for v in side.values())
+    assert result["machine"]["threads"] == 1
