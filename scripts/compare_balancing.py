@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/balance"))
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--widths", default="16,32,64,128", help="channels per stage (default: a 4x cheaper proxy)")
+    ap.add_argument("--dropout", type=float, default=0.4, help="head dropout of the proxy (what was measured)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--options", nargs="+", default=list(BALANCING), choices=BALANCING)
     args = ap.parse_args()
@@ -43,7 +44,7 @@ def main() -> None:
         result_file = args.out / option / "result.json"
         if result_file.exists():
             continue
-        cfg = replace(TrainConfig(), epochs=args.epochs, balance=option, threads=args.threads,
+        cfg = replace(TrainConfig(), epochs=args.epochs, balance=option, threads=args.threads, dropout=args.dropout,
                       widths=tuple(int(w) for w in args.widths.split(",")))
         final = train(cfg, data, args.out / option, resume=(args.out / option / "last.pt").exists())
         net = build_model(cfg)

@@ -158,6 +158,7 @@ Input: a 48x48 grayscale face crop (the runtime cuts it from a detector box; see
 the graph). Output: probabilities for {', '.join(EMOTIONS)}.
 {ensemble}Test-time augmentation: {c['tta']}. {int8}All of this is inside the exported graph, so the
 runtime does exactly what was measured below.
+{c['notes']}
 
 It recognises **apparent facial expressions** of posed and spontaneous web images, not inner
 emotion. See the README's "Responsible use".

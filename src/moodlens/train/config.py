@@ -29,7 +29,7 @@ class AugmentConfig:
 class TrainConfig:
     """The default recipe (see MODEL_CARD.md)."""
 
-    epochs: int = 40
+    epochs: int = 45
     batch_size: int = 128
     lr: float = 0.1
     momentum: float = 0.9
@@ -38,9 +38,9 @@ class TrainConfig:
     warmup_frac: float = 0.1
     ema_decay: float = 0.998
     balance: str = "sqrt-weighted-loss"
-    widths: tuple[int, ...] = (32, 64, 128, 256)
+    widths: tuple[int, ...] = (32, 64, 192, 384)
     convs_per_stage: int = 2
-    dropout: float = 0.4
+    dropout: float = 0.3
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train_split: str = "Training"
     val_split: str = "PublicTest"
