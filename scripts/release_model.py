@@ -28,7 +28,7 @@ from moodlens.data import load_dataset
 from moodlens.evaluate import evaluate
 from moodlens.machine import cpu_model as cpu_name
 from moodlens.spec import EMOTIONS
-from moodlens.train.export import export_onnx
+from moodlens.train.export import calibration_sample, export_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "src" / "moodlens" / "models"
@@ -74,10 +74,7 @@ def main() -> None:
 
     data = load_dataset(args.data)
     val = data.split("PublicTest")
-    calib = None
-    if args.int8:
-        train = data.split("Training").images
-        calib = train[np.sort(np.random.default_rng(0).choice(len(train), 512, replace=False))]
+    calib = calibration_sample(data.split("Training").images) if args.int8 else None
     onnx_path = MODELS / f"{args.target}.onnx"
     card_path = onnx_path.with_suffix(".json")
     old = json.loads(card_path.read_text()) if card_path.exists() else {}

@@ -11,7 +11,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
 from moodlens.cli.errors import fail, user_errors
@@ -164,7 +163,7 @@ def export_cmd(
     """Export a checkpoint (or an ensemble) to ONNX and check it against PyTorch (max |dp| <= 1e-4)."""
     _require_torch("export")
     from moodlens.data import load_dataset
-    from moodlens.train.export import export_onnx
+    from moodlens.train.export import calibration_sample, export_onnx
 
     for c in checkpoint:
         if not c.is_file():
@@ -176,9 +175,7 @@ def export_cmd(
         dataset = load_dataset(data, skip_bad=skip_bad, progress=True)
         faces = dataset.split(split).images[:parity_n]
         if int8:
-            train = dataset.split("Training").images
-            pick = np.random.default_rng(0).choice(len(train), min(calibration_n, len(train)), replace=False)
-            calib = train[np.sort(pick)]
+            calib = calibration_sample(dataset.split("Training").images, calibration_n)
     report = export_onnx(list(checkpoint), out, flip_tta=flip_tta, parity_faces=faces, calibration_faces=calib)
     source = f"{len(faces)} real {split} faces" if faces is not None else f"{report['parity_n']} random faces"
     typer.echo(f"wrote {out} and {Path(out).with_suffix('.json')}; parity on {source}: "

@@ -14,6 +14,16 @@ from moodlens.train.loop import TrainConfig, build_model, checkpoint_weights
 from moodlens.train.model import ProbabilityModel
 
 PARITY_TOLERANCE = 1e-4
+INT8_MIN_AGREEMENT = 0.97
+#: The feature extractor runs in int8; normalisation, softmax and averaging stay float, so the
+#: probabilities keep full resolution and sum to 1 (quantising them too saves little; measured).
+INT8_OPS = ("Conv", "Relu", "MaxPool", "GlobalAveragePool", "Flatten", "Gemm")
+
+
+def calibration_sample(training_faces: np.ndarray, n: int = 512, seed: int = 0) -> np.ndarray:
+    """``n`` faces drawn at random (in their original order) to calibrate int8 quantisation."""
+    pick = np.random.default_rng(seed).choice(len(training_faces), min(n, len(training_faces)), replace=False)
+    return training_faces[np.sort(pick)]
 
 
 def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -27,7 +37,8 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
 
 def export_onnx(checkpoint: str | Path | list[str | Path], out: str | Path, *, flip_tta: bool = True,
                 parity_faces: np.ndarray | None = None, calibration_faces: np.ndarray | None = None,
-                int8_min_agreement: float | None = None, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+                int8_min_agreement: float = INT8_MIN_AGREEMENT,
+                metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``out`` (.onnx) and ``out.json`` (metadata); return the parity report.
 
     ``checkpoint``: one run's checkpoint, or several: their probabilities are averaged
@@ -65,7 +76,7 @@ def export_onnx(checkpoint: str | Path | list[str | Path], out: str | Path, *, f
     if calibration_faces is not None:
         try:
             report["int8"] = quantize_int8(float_path, out, calibration_faces, parity_faces,
-                                           min_agreement=int8_min_agreement or INT8_MIN_AGREEMENT)
+                                           min_agreement=int8_min_agreement)
         finally:
             float_path.unlink(missing_ok=True)
 
@@ -81,12 +92,6 @@ def export_onnx(checkpoint: str | Path | list[str | Path], out: str | Path, *, f
     meta.update(metadata or {})
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
     return report
-
-
-INT8_MIN_AGREEMENT = 0.97
-#: The feature extractor runs in int8; normalisation, softmax and averaging stay float, so the
-#: probabilities keep full resolution and sum to 1 (quantising them too saves little; measured).
-INT8_OPS = ("Conv", "Relu", "MaxPool", "GlobalAveragePool", "Flatten", "Gemm")
 
 
 def quantize_int8(float_model: Path, out: Path, calibration_faces: np.ndarray,
