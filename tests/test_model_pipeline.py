@@ -31,7 +31,7 @@ from moodlens.spec import EMOTIONS  # noqa: E402
 from moodlens.train.augment import center_crop  # noqa: E402
 from moodlens.train.export import PARITY_TOLERANCE, export_onnx, load_checkpoint  # noqa: E402
 from moodlens.train.loop import TrainConfig, predict_probs, train  # noqa: E402
-from moodlens.train.model import ProbabilityModel  # noqa: E402
+from moodlens.train.model import EmotionNet, ProbabilityModel  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "moodlens"
 #: A tiny net, small batches and a fast EMA so two epochs on 210 faces learn the patterns; the rest is the
@@ -113,6 +113,48 @@ def test_init_from_starts_from_the_earlier_weights(run, dataset, tmp_path):
     assert convs and all(torch.equal(start[k], again[k]) for k in convs)
     fresh = torch.load(train(replace(cfg, init_from=None), dataset, tmp_path / "fresh"), weights_only=False)["model"]
     assert not all(torch.equal(start[k], fresh[k]) for k in convs)
+
+
+def _shuffled_training_labels(dataset):
+    """The dataset with its Training labels permuted: nothing left to learn from the labels alone."""
+    labels = dataset.labels.copy()
+    train_rows = np.flatnonzero(dataset.splits == "Training")
+    labels[train_rows] = np.random.default_rng(0).permutation(labels[train_rows])
+    return replace(dataset, labels=labels)
+
+
+def test_distillation_learns_from_the_teacher_not_the_labels(run, dataset, tmp_path):
+    """With the labels scrambled, a student distilled from the trained net still learns the real
+    patterns (the teacher is all it has); the same student without the teacher stays near chance."""
+    scrambled = _shuffled_training_labels(dataset)
+    val = dataset.split("PublicTest")
+    accuracy = {}
+    for weight in (0.0, 1.0):
+        cfg = replace(TINY, epochs=3, teachers=(str(run / "final.pt"),), distill_weight=weight)
+        final = train(cfg, scrambled, tmp_path / f"w{weight}")
+        net = EmotionNet(widths=cfg.widths, dropout=cfg.dropout)
+        net.load_state_dict(torch.load(final, weights_only=False)["model"])
+        accuracy[weight] = float((predict_probs(net, val.images, "cpu").argmax(1) == val.labels).mean())
+    assert accuracy[1.0] > 0.5 > accuracy[0.0] + 0.2, accuracy
+
+
+def test_time_budget_lowers_the_epoch_count_and_records_it(dataset, tmp_path):
+    cfg = replace(TINY, epochs=50)
+    train(cfg, dataset, tmp_path / "short", time_budget_s=1e-3)  # nothing fits: one epoch
+    assert json.loads((tmp_path / "short" / "config.json").read_text())["epochs"] == 1
+    budget = json.loads((tmp_path / "short" / "budget.json").read_text())
+    assert budget["epochs"] == 1 and budget["epoch_s_estimate"] > 0
+    train(replace(TINY, epochs=1), dataset, tmp_path / "ample", time_budget_s=1e6)  # never more than asked
+    assert json.loads((tmp_path / "ample" / "config.json").read_text())["epochs"] == 1
+
+
+def test_training_on_joined_splits_never_scores_on_them(dataset, tmp_path):
+    joined = dataset.split("training+PublicTest")
+    assert len(joined) == len(dataset.split("Training")) + len(dataset.split("PublicTest"))
+    train(replace(TINY, epochs=1, train_split="Training+PublicTest"), dataset, tmp_path)
+    info = json.loads((tmp_path / "data.json").read_text())
+    assert info["n_train"] == len(joined) and info["val_split"] is None
+    assert "val_acc" not in (tmp_path / "metrics.csv").read_text().splitlines()[0]
 
 
 def test_export_parity_on_real_batch(run, dataset, onnx_model):

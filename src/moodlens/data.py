@@ -47,13 +47,17 @@ class FaceDataset:
         return len(self.labels)
 
     def split(self, name: str) -> FaceDataset:
-        """Rows of one split (``Training``, ``PublicTest``, ``PrivateTest``; case-insensitive)."""
+        """Rows of one split (``Training``, ``PublicTest``, ``PrivateTest``; case-insensitive),
+        or of several joined with ``+`` (``Training+PublicTest``)."""
         available = sorted(set(self.splits.tolist()))
-        wanted = FOLDER_SPLITS.get(name.lower(), name).lower()  # folder names (train/test) work too
-        match = [s for s in available if s.lower() in (name.lower(), wanted)]
-        if not match:
-            raise DataError(f"{self.source}: no split named {name!r}; available: {', '.join(available) or 'none'}")
-        keep = self.splits == match[0]
+        keep = np.zeros(len(self.splits), dtype=bool)
+        for part in name.split("+"):
+            wanted = FOLDER_SPLITS.get(part.lower(), part).lower()  # folder names (train/test) work too
+            match = [s for s in available if s.lower() in (part.lower(), wanted)]
+            if not match:
+                raise DataError(f"{self.source}: no split named {part!r}; "
+                                f"available: {', '.join(available) or 'none'}")
+            keep |= self.splits == match[0]
         return FaceDataset(self.images[keep], self.labels[keep], self.splits[keep], self.source, self.skipped)
 
     def split_names(self) -> list[str]:

@@ -93,6 +93,13 @@ def train_cmd(
     threads: Annotated[int, typer.Option(help="PyTorch CPU threads (0: PyTorch's default).")] = _DEFAULTS["threads"],
     init_from: Annotated[str | None, typer.Option(help="Start from an earlier run's final.pt weights "
                                                       "(fresh schedule, optimiser and EMA).")] = None,
+    teacher: Annotated[list[str] | None, typer.Option(help="Distil from this run's final.pt (repeat for an "
+                                                           "ensemble of teachers).")] = None,
+    distill_weight: Annotated[float, typer.Option(help="Share of the loss given to the teachers' soft targets.")]
+    = _DEFAULTS["distill_weight"],
+    distill_temperature: float = _DEFAULTS["distill_temperature"],
+    time_budget: Annotated[float | None, typer.Option(help="Seconds available: lower --epochs to what fits, "
+                                                           "timed on this machine first.")] = None,
     skip_bad: SkipBadOpt = False,
 ) -> None:
     """Train the emotion CNN with the default recipe (or the options given); checkpoint every epoch."""
@@ -110,9 +117,10 @@ def train_cmd(
                       label_smoothing=label_smoothing, warmup_frac=warmup_frac, ema_decay=ema_decay, balance=balance,
                       widths=width_tuple, convs_per_stage=convs_per_stage, dropout=dropout,
                       train_split=train_split, val_split=val_split, seed=seed, device=device, threads=threads,
-                      init_from=init_from)
+                      init_from=init_from, teachers=tuple(teacher or ()), distill_weight=distill_weight,
+                      distill_temperature=distill_temperature)
     dataset = load_dataset(data, skip_bad=skip_bad, progress=True)
-    result = train(cfg, dataset, out, resume=resume, stop_after_epoch=stop_after_epoch)
+    result = train(cfg, dataset, out, resume=resume, stop_after_epoch=stop_after_epoch, time_budget_s=time_budget)
     if dataset.skipped:
         _report_skipped({"count": len(dataset.skipped), "first": dataset.skipped})
     typer.echo(f"wrote {result}; metrics in {out}/metrics.csv, curves in {out}/curves.png")

@@ -50,10 +50,17 @@ class TrainConfig:
     #: Start from the weights of an earlier run's ``final.pt``/``last.pt`` (a second, shorter cycle);
     #: the schedule, optimiser and EMA start fresh.
     init_from: str | None = None
+    #: Knowledge distillation: checkpoints of teacher nets (``final.pt``/``last.pt``) whose averaged,
+    #: temperature-softened probabilities on the same augmented batch the student also learns from.
+    teachers: tuple[str, ...] = ()
+    #: Share of the loss given to the teachers (the rest is cross-entropy with the labels).
+    distill_weight: float = 0.7
+    distill_temperature: float = 2.0
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         d["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["augment"].items()})
         d["widths"] = tuple(d["widths"])
+        d["teachers"] = tuple(d.get("teachers", ()))
         return cls(**d)

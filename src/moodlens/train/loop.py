@@ -9,10 +9,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from moodlens.train.augment import augment, center_crop
 from moodlens.train.config import BALANCING, AugmentConfig, TrainConfig
 from moodlens.train.model import EmotionNet
 
-__all__ = ["BALANCING", "AugmentConfig", "TrainConfig", "build_model", "predict_probs", "train"]
+__all__ = ["BALANCING", "AugmentConfig", "TrainConfig", "build_model", "load_net", "predict_probs", "train"]
 
 
 def class_weights(labels: np.ndarray, mode: str) -> torch.Tensor | None:
@@ -79,30 +80,52 @@ def build_model(cfg: TrainConfig) -> EmotionNet:
     return EmotionNet(widths=cfg.widths, convs_per_stage=cfg.convs_per_stage, dropout=cfg.dropout)
 
 
-def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool = False,
-          stop_after_epoch: int | None = None) -> Path:
-    """Train on ``cfg.train_split``, report on ``cfg.val_split``; return the final checkpoint path.
+def load_net(checkpoint: str | Path, device: str | torch.device = "cpu") -> EmotionNet:
+    """The trained net of a run's ``final.pt`` or ``last.pt`` (its EMA weights), in eval mode."""
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    net = build_model(TrainConfig.from_dict(ck["config"]))
+    net.load_state_dict(checkpoint_weights(ck))
+    return net.to(device, memory_format=torch.channels_last).eval()
 
-    ``stop_after_epoch``: leave after that epoch's checkpoint (the schedule still spans
-    ``cfg.epochs``), so a long run can be done in sessions with ``resume=True``; returns ``last.pt`` then.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.balance not in BALANCING:
-        raise ValueError(f"balance must be one of {BALANCING}, got {cfg.balance!r}")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but PyTorch sees no CUDA device")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    dev = torch.device(cfg.device)
 
-    train_set = data.split(cfg.train_split)
-    has_val = cfg.val_split.lower() in (s.lower() for s in data.split_names())
-    val_set = data.split(cfg.val_split) if has_val else None
-    x_train = torch.from_numpy(train_set.images).float().unsqueeze(1).to(dev)
-    y_train = torch.from_numpy(train_set.labels).to(dev)
+def distill_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton et al.'s soft-target loss: T^2 * KL(teacher || student), both softened by T."""
+    log_p = F.log_softmax(student_logits / temperature, dim=1)
+    return F.kl_div(log_p, teacher_probs, reduction="batchmean") * temperature**2
 
-    torch.manual_seed(cfg.seed)
+
+class _Stepper:
+    """One optimisation step: augment, forward (bf16 autocast on GPU), loss, backward, update, EMA."""
+
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, ema: AveragedModel, opt: torch.optim.Optimizer,
+                 sched: torch.optim.lr_scheduler.LRScheduler, weights: torch.Tensor | None,
+                 teachers: list[torch.nn.Module], dev: torch.device, gen: torch.Generator) -> None:
+        self.cfg, self.model, self.ema, self.opt, self.sched = cfg, model, ema, opt, sched
+        self.weights, self.teachers, self.dev, self.gen = weights, teachers, dev, gen
+
+    def __call__(self, faces: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        x = augment(faces, cfg.augment, self.gen if self.dev.type == "cpu" else None)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
+            logits = self.model(x).float()
+            loss = F.cross_entropy(logits, y, weight=self.weights, label_smoothing=cfg.label_smoothing)
+            if self.teachers:
+                with torch.no_grad():
+                    t = cfg.distill_temperature
+                    soft = torch.stack([torch.softmax(net(x).float() / t, 1) for net in self.teachers]).mean(0)
+                loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * distill_loss(logits, soft, t)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        self.ema.update_parameters(self.model)
+        return loss.detach(), logits.detach()
+
+
+def _parts(cfg: TrainConfig, dev: torch.device, steps_per_epoch: int, weights: torch.Tensor | None,
+           teachers: list[torch.nn.Module], gen: torch.Generator) -> _Stepper:
+    """Fresh model, EMA, optimiser and one-cycle schedule for ``cfg``."""
     model = build_model(cfg)
     if cfg.init_from:
         model.load_state_dict(checkpoint_weights(torch.load(cfg.init_from, map_location="cpu", weights_only=False)))
@@ -110,18 +133,100 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
                           weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, len(train_set) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
                                                 pct_start=cfg.warmup_frac, anneal_strategy="cos",
                                                 div_factor=20, final_div_factor=200)
+    return _Stepper(cfg, model, ema, opt, sched, weights, teachers, dev, gen)
+
+
+def epochs_for_budget(cfg: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, steps_per_epoch: int,
+                      weights: torch.Tensor | None, teachers: list[torch.nn.Module],
+                      val_faces: np.ndarray | None, budget_s: float, steps: int = 20) -> tuple[int, dict]:
+    """How many epochs (at most ``cfg.epochs``) fit in ``budget_s`` seconds, from timing ``steps``
+    real training steps (after warm-up), one validation pass and one checkpoint save on a throwaway model."""
+    dev = torch.device(cfg.device)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    step = _parts(replace(cfg, epochs=steps + 10), dev, steps_per_epoch, weights, teachers, gen)
+    bs = cfg.batch_size
+
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            idx = torch.randint(0, len(y_train), (bs,), device=dev)
+            loss, _ = step(x_train[idx], y_train[idx])
+        loss.item()  # wait for the device
+        return time.perf_counter() - t0
+
+    run(5)
+    step_s = run(steps) / steps
+    t0 = time.perf_counter()
+    if val_faces is not None:
+        for m in (step.model, step.ema.module):
+            predict_probs(m, val_faces, cfg.device)
+    torch.save({"model": step.model.state_dict(), "ema": step.ema.state_dict(), "opt": step.opt.state_dict()},
+               io.BytesIO())
+    extra_s = time.perf_counter() - t0
+    epoch_s = step_s * steps_per_epoch + extra_s
+    fit = int(budget_s // epoch_s)
+    epochs = max(1, min(cfg.epochs, fit - fit % 5 if fit >= 20 else fit))
+    return epochs, {"step_s": step_s, "epoch_s_estimate": epoch_s, "budget_s": budget_s, "epochs": epochs}
+
+
+def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool = False,
+          stop_after_epoch: int | None = None, time_budget_s: float | None = None) -> Path:
+    """Train on ``cfg.train_split``, report on ``cfg.val_split``; return the final checkpoint path.
+
+    ``stop_after_epoch``: leave after that epoch's checkpoint (the schedule still spans
+    ``cfg.epochs``), so a long run can be done in sessions with ``resume=True``; returns ``last.pt`` then.
+    ``time_budget_s``: lower ``cfg.epochs`` to what fits in that many seconds, timed on this machine
+    before training starts (recorded in ``config.json`` and ``budget.json``, so the run can be repeated
+    with ``epochs`` set); ignored when resuming, which keeps the checkpoint's epoch count.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.balance not in BALANCING:
+        raise ValueError(f"balance must be one of {BALANCING}, got {cfg.balance!r}")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but PyTorch sees no CUDA device")
+    if not 0.0 <= cfg.distill_weight <= 1.0 or cfg.distill_temperature <= 0:
+        raise ValueError("distill_weight must be in [0, 1] and distill_temperature > 0")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dev = torch.device(cfg.device)
+    torch.backends.cudnn.benchmark = dev.type == "cuda"
+
+    train_set = data.split(cfg.train_split)
+    # A split that is part of the training data is never scored as validation.
+    trained_on = {part.lower() for part in cfg.train_split.split("+")}
+    has_val = (cfg.val_split.lower() in (s.lower() for s in data.split_names())
+               and cfg.val_split.lower() not in trained_on)
+    val_set = data.split(cfg.val_split) if has_val else None
+    x_train = torch.from_numpy(train_set.images).float().unsqueeze(1).to(dev)
+    y_train = torch.from_numpy(train_set.labels).to(dev)
+    steps_per_epoch = max(1, len(train_set) // cfg.batch_size)
     weights = class_weights(train_set.labels, cfg.balance)
     weights = weights.to(dev) if weights is not None else None
-    gen = torch.Generator().manual_seed(cfg.seed)
-    start_epoch, elapsed = 0, 0.0
+    teachers = [load_net(t, dev).requires_grad_(False) for t in cfg.teachers]
 
     last = out / "last.pt"
-    if resume and last.exists():
-        ck = torch.load(last, map_location=dev, weights_only=False)
+    ck = torch.load(last, map_location=dev, weights_only=False) if resume and last.exists() else None
+    if ck is not None and time_budget_s:
+        cfg = replace(cfg, epochs=ck["config"]["epochs"])
+    elif time_budget_s:
+        epochs, report = epochs_for_budget(cfg, x_train, y_train, steps_per_epoch, weights, teachers,
+                                           val_set.images if val_set else None, time_budget_s)
+        print(f"time budget {time_budget_s:.0f} s: {report['epoch_s_estimate']:.1f} s/epoch -> {epochs} epochs",
+              flush=True)
+        (out / "budget.json").write_text(json.dumps(report, indent=2))
+        cfg = replace(cfg, epochs=epochs)
+
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step = _parts(cfg, dev, steps_per_epoch, weights, teachers, gen)
+    model, ema, opt, sched = step.model, step.ema, step.opt, step.sched
+    start_epoch, elapsed = 0, 0.0
+
+    if ck is not None:
         # Device and thread count may change between sessions (e.g. continue on a GPU); the recipe may not.
         if _recipe(TrainConfig.from_dict(ck["config"])) != _recipe(cfg):
             raise ValueError(f"{last} was trained with a different config; start a new run directory")
@@ -135,7 +240,8 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
         start_epoch, elapsed = ck["epoch"], ck["elapsed_s"]
         _truncate_log(out / "metrics.csv", start_epoch)
         print(f"resumed from {last} after epoch {start_epoch}")
-    elif not resume and (out / "metrics.csv").exists():
+        del ck
+    elif (out / "metrics.csv").exists():
         (out / "metrics.csv").unlink()
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     # What the run was trained on, including any bad rows skipped by the reader (never dropped silently).
@@ -145,54 +251,60 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
         "n_val": len(val_set) if val_set else 0,
         "skipped_bad": {"count": len(data.skipped), "first": data.skipped[:20]}}, indent=2))
 
-    use_amp = dev.type == "cuda"
+    last_plot = last_save = 0.0
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         model.train()
         order = epoch_order(train_set.labels, cfg.balance, gen).to(dev)
-        loss_sum = correct = seen = 0.0
+        # Sums stay on the device; reading them (a sync) only every 10 steps keeps a GPU busy.
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        seen = 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
-        for step in bar:
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = augment(x_train[idx], cfg.augment, gen if dev.type == "cpu" else None)
-            x = x.contiguous(memory_format=torch.channels_last)
+        for i in bar:
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             y = y_train[idx]
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y, weight=weights, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            ema.update_parameters(model)
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
+            loss, logits = step(x_train[idx], y)
+            loss_sum += loss * len(y)
+            correct += (logits.argmax(1) == y).sum()
             seen += len(y)
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if i % 10 == 0:
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}")
         elapsed += time.time() - t0
-        row = {"epoch": epoch + 1, "lr": sched.get_last_lr()[0], "train_loss": loss_sum / seen,
-               "train_acc": correct / seen, "elapsed_s": round(elapsed, 1)}
+        row = {"epoch": epoch + 1, "lr": sched.get_last_lr()[0], "train_loss": loss_sum.item() / seen,
+               "train_acc": correct.item() / seen, "elapsed_s": round(elapsed, 1)}
         if val_set is not None:
             for name, m in (("val", model), ("val_ema", ema.module)):
                 p = predict_probs(m, val_set.images, cfg.device)
                 row[f"{name}_acc"] = float((p.argmax(1) == val_set.labels).mean())
-        _log(out, row)
+        # The curves are redrawn every epoch, at most every 30 s when epochs are short (GPU).
+        plot = time.time() - last_plot > 30 or epoch + 1 == cfg.epochs
+        _log(out, row, plot=plot)
+        last_plot = time.time() if plot else last_plot
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
-        state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                 "scheduler": sched.state_dict(), "generator": gen.get_state(), "epoch": epoch + 1,
-                 "elapsed_s": elapsed, "config": asdict(cfg), "torch_rng": torch.get_rng_state()}
-        torch.save(state, out / "last.tmp")
-        (out / "last.tmp").replace(last)  # atomic: a kill mid-save never corrupts last.pt
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs:
+        stopping = stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs
+        # Every epoch; at most every 10 s when epochs are that short (GPU), and always before leaving.
+        if time.time() - last_save > 10 or stopping or epoch + 1 == cfg.epochs:
+            state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                     "scheduler": sched.state_dict(), "generator": gen.get_state(), "epoch": epoch + 1,
+                     "elapsed_s": elapsed, "config": asdict(cfg), "torch_rng": torch.get_rng_state()}
+            torch.save(state, out / "last.tmp")
+            (out / "last.tmp").replace(last)  # atomic: a kill mid-save never corrupts last.pt
+            last_save = time.time()
+        if stopping:
             print(f"stopped after epoch {epoch + 1}; continue with resume")
             return last
 
     final = out / "final.pt"
     torch.save({"model": ema.module.state_dict(), "config": asdict(cfg), "epochs": cfg.epochs,
-                "elapsed_s": elapsed, "machine": f"{platform.node()} {platform.processor() or platform.machine()}",
+                "elapsed_s": elapsed, "machine": _machine(dev),
                 "torch_threads": torch.get_num_threads(), "device": cfg.device}, final)
     return final
+
+
+def _machine(dev: torch.device) -> str:
+    host = f"{platform.node()} {platform.processor() or platform.machine()}"
+    return f"{host} + {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else host
 
 
 def _recipe(cfg: TrainConfig) -> dict:
@@ -212,7 +324,7 @@ def _truncate_log(path: Path, epochs_done: int) -> None:
             w.writerows(r for r in rows if int(r["epoch"]) <= epochs_done)
 
 
-def _log(out: Path, row: dict) -> None:
+def _log(out: Path, row: dict, plot: bool = True) -> None:
     path = out / "metrics.csv"
     new = not path.exists()
     with path.open("a", newline="") as fh:
@@ -220,7 +332,8 @@ def _log(out: Path, row: dict) -> None:
         if new:
             w.writeheader()
         w.writerow(row)
-    plot_curves(path, out / "curves.png")
+    if plot:
+        plot_curves(path, out / "curves.png")
 
 
 def plot_curves(metrics_csv: Path, png: Path) -> None:
