@@ -16,30 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from moodlens.classifier import EmotionClassifier, shipped_models
-from moodlens.machine import machine_facts
-from moodlens.spec import IMAGE_SIZE
-
-
-def faces_per_second(predict, batch: int, seconds: float) -> float:
-    """Best of three timed windows of ``seconds / 3`` each, after a warm-up (less noise on a shared machine)."""
-    faces = np.random.default_rng(0).integers(0, 256, (batch, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    for _ in range(3):
-        predict(faces)
-    best = 0.0
-    for _ in range(3):
-        n, t0 = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - t0) < seconds / 3:
-            predict(faces)
-            n += batch
-        best = max(best, n / elapsed)
-    return best
+from moodlens.machine import faces_per_second, machine_facts
 
 
 def torch_predictor(checkpoints: list[Path] | None, card: dict[str, Any], threads: int):

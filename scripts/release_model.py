@@ -17,16 +17,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from moodlens.classifier import EmotionClassifier
 from moodlens.data import load_dataset
 from moodlens.evaluate import evaluate
 from moodlens.machine import cpu_model as cpu_name
+from moodlens.machine import faces_per_second
 from moodlens.spec import EMOTIONS
 from moodlens.train.export import calibration_sample, export_onnx
 
@@ -34,15 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "src" / "moodlens" / "models"
 
 
-def throughput(model: Path, batch: int, seconds: float = 3.0) -> float:
-    clf = EmotionClassifier(model)
-    faces = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
-    clf.predict(faces)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        clf.predict(faces)
-        n += batch
-    return n / (time.perf_counter() - t0)
+def throughput(model: Path, batch: int) -> float:
+    return faces_per_second(EmotionClassifier(model).predict, batch)
 
 
 def member(run: Path) -> dict:
@@ -53,10 +45,17 @@ def member(run: Path) -> dict:
     while parent and Path(parent).is_file():  # a second cycle also costs the first one's time
         pk = torch.load(parent, map_location="cpu", weights_only=False)
         minutes, epochs, parent = minutes + pk["elapsed_s"] / 60, epochs + pk["epochs"], pk["config"].get("init_from")
+    teachers = []
+    for t in cfg.get("teachers") or []:  # a run made elsewhere names the teacher's path there: look beside it
+        path = Path(t) if Path(t).is_file() else run.parent / Path(t).parent.name / Path(t).name
+        teachers.append(str(path))
+        if path.is_file():  # distillation also costs the teachers' training
+            minutes += torch.load(path, map_location="cpu", weights_only=False)["elapsed_s"] / 60
     params = sum(v.numel() for k, v in ck["model"].items() if k.endswith(("weight", "bias")))
     return {"run": str(run), "config": cfg, "params": int(params), "epochs_total": int(epochs),
             "train_minutes_total": round(minutes, 1), "device": ck.get("device", "cpu"),
-            "torch_threads": ck.get("torch_threads")}
+            "machine": ck.get("machine") or cpu_name(), "torch_threads": ck.get("torch_threads"),
+            "teachers": teachers}
 
 
 def main() -> None:
@@ -107,7 +106,7 @@ def main() -> None:
         "training": {"commands": args.command, "command": " && ".join(args.command),
                      "runs": [str(r) for r in args.run], "data": "FER2013 Training split (28,709 faces)",
                      "selection": "PublicTest (3,589 faces); PrivateTest never used",
-                     "wall_time_min": entry["train_minutes"], "machine": cpu_name()},
+                     "wall_time_min": entry["train_minutes"], "machine": training_machines(members)},
         "speed": {"onnxruntime_faces_per_s_batch1": round(fps1), "onnxruntime_faces_per_s_batch64": round(fps64),
                   "machine": f"{cpu_name()}, {torch.get_num_threads()} threads"},
         "parity": parity, "history": history, "notes": args.notes,
@@ -118,9 +117,20 @@ def main() -> None:
     print(json.dumps({k: card[k] for k in ("name", "version", "metrics", "speed")}, indent=2))
 
 
+def training_machines(members: list[dict]) -> str:
+    """Where the members were trained, in words (a GPU run names its GPU)."""
+    cuda = sorted({m["machine"].split(" + ")[-1] for m in members if m["device"] == "cuda"})
+    cpu = any(m["device"] != "cuda" for m in members)
+    where = [f"one {g} GPU (several runs shared it)" for g in cuda]
+    return ", ".join(where + ([f"{cpu_name()}, 2 cores shared with other work"] if cpu else []))
+
+
 def recipe_line(m: dict) -> str:
     c = m["config"]
     start = f"; a second cycle from `{c['init_from']}`" if c.get("init_from") else ""
+    if m.get("teachers"):
+        start += (f"; distilled from {', '.join(f'`{t}`' for t in m['teachers'])} (weight {c['distill_weight']}, "
+                  f"temperature {c['distill_temperature']})")
     return (f"| `{m['run']}` | {'-'.join(map(str, c['widths']))} | {m['params'] / 1e6:.2f} M | {c['epochs']}{start} | "
             f"{c['lr']} | {c['dropout']} | {c['balance']} | {m['epochs_total']} | {m['train_minutes_total']} |")
 
@@ -180,8 +190,9 @@ contrast ±{cfg['augment']['brightness']}, random erasing (p={cfg['augment']['er
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {members}
 
-Reproduce (training wall time {t['wall_time_min']} min in all on {t['machine']}, 2 cores, while other work
-shared them):
+Training minutes in all include any earlier cycle and, for a distilled net, its teachers' training.
+
+Reproduce (training wall time {t['wall_time_min']} min in all, on {t['machine']}):
 
 {commands}
     python scripts/release_model.py {runs} --target {c['target']}{' --int8' if 'int8' in c['parity'] else ''} \\
