@@ -46,31 +46,33 @@ def test_16bit_png_file(tmp_path, bgr):
     assert np.array_equal(load_image(path), bgr)
 
 
-@pytest.mark.parametrize("make, reason", [
-    (lambda p, img: p.write_bytes(b""), "empty file"),
-    (lambda p, img: p.write_text("name,emotion\nbob,happy\n"), "not a supported image"),
-    (lambda p, img: p.write_bytes(b"%PDF-1.4 hello"), "PDF"),
-    (lambda p, img: p.write_bytes(cv2.imencode(".jpg", img)[1].tobytes()[:1500]), "truncated JPEG"),
-    (lambda p, img: p.write_bytes(cv2.imencode(".png", img)[1].tobytes()[:1500]), "truncated PNG"),
-    (lambda p, img: cv2.imwrite(str(p), np.zeros((1, 1, 3), np.uint8)), "1x1"),
-    (lambda p, img: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64), "PNG"),
+@pytest.mark.parametrize("make, reason, kind", [
+    (lambda p, img: p.write_bytes(b""), "empty file", "invalid"),
+    (lambda p, img: p.write_text("name,emotion\nbob,happy\n"), "not a supported image", "unsupported"),
+    (lambda p, img: p.write_bytes(b"%PDF-1.4 hello"), "PDF", "unsupported"),
+    (lambda p, img: p.write_bytes(cv2.imencode(".jpg", img)[1].tobytes()[:1500]), "truncated JPEG", "invalid"),
+    (lambda p, img: p.write_bytes(cv2.imencode(".png", img)[1].tobytes()[:1500]), "truncated PNG", "invalid"),
+    (lambda p, img: cv2.imwrite(str(p), np.zeros((1, 1, 3), np.uint8)), "1x1", "invalid"),
+    (lambda p, img: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64), "PNG", "invalid"),
 ])
-def test_bad_files_raise_clear_errors(tmp_path, bgr, make, reason):
+def test_bad_files_raise_clear_errors(tmp_path, bgr, make, reason, kind):
     path = tmp_path / "bad.png"
     make(path, bgr)
     with pytest.raises(ImageError, match=reason) as err:
         load_image(path)
-    assert str(path) in str(err.value)
+    assert str(path) in str(err.value) and err.value.kind == kind
 
 
 def test_decompression_bomb_is_refused_before_decoding():
     # 9000x9000 of zeros compresses to well under 1 MB of PNG but would decode to 243 MB of BGR
     bomb = cv2.imencode(".png", np.zeros((9000, 9000), np.uint8))[1].tobytes()
     assert len(bomb) < 1_000_000
-    with pytest.raises(ImageError, match="decompression bomb"):
+    with pytest.raises(ImageError, match="decompression bomb") as err:
         load_image(bomb)
-    with pytest.raises(ImageError, match="over the limit"):
+    assert err.value.kind == "too_large"
+    with pytest.raises(ImageError, match="over the limit") as err:
         load_image(np.zeros((300, 300, 3), np.uint8), max_pixels=50_000)
+    assert err.value.kind == "too_large"
 
 
 @pytest.mark.parametrize("array, reason", [
@@ -85,8 +87,9 @@ def test_bad_arrays(array, reason):
 
 
 def test_missing_file_and_folder(tmp_path):
-    with pytest.raises(ImageError, match="file not found"):
+    with pytest.raises(ImageError, match="file not found") as err:
         load_image(tmp_path / "nope.jpg")
+    assert err.value.kind == "unreadable"
     with pytest.raises(ImageError, match="not a file"):
         load_image(tmp_path)
 

@@ -38,7 +38,20 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 
 
 class ImageError(ValueError):
-    """An input that is not a usable image; the message says which input and why."""
+    """An input that is not a usable image; the message says which input and why.
+
+    ``kind`` says what is wrong, for callers that react differently (e.g. HTTP status codes):
+    ``too_large`` (over the pixel limit), ``unsupported`` (not an image format we read),
+    ``unreadable`` (missing or unreadable file) or ``invalid`` (anything else: empty, tiny, corrupt).
+    """
+
+    KINDS = ("too_large", "unsupported", "unreadable", "invalid")
+
+    def __init__(self, message: str, kind: str = "invalid") -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown ImageError kind {kind!r}")
+        super().__init__(message)
+        self.kind = kind
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -100,7 +113,7 @@ def check_size(width: int, height: int, name: str, max_pixels: int = MAX_PIXELS)
         raise ImageError(f"{name}: image is {width}x{height}, too small to contain a face (min side {MIN_SIDE} px)")
     if width * height > max_pixels:
         raise ImageError(f"{name}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
-                         f"{max_pixels:,} (possible decompression bomb); scale it down first")
+                         f"{max_pixels:,} (possible decompression bomb); scale it down first", kind="too_large")
 
 
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -110,7 +123,7 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXEL
     fmt = sniff_format(data)
     if fmt is None:
         raise ImageError(f"{name}: not a supported image (looks like {_describe_non_image(data)}); "
-                         "expected JPEG, PNG, BMP, GIF, TIFF, WebP or PNM")
+                         "expected JPEG, PNG, BMP, GIF, TIFF, WebP or PNM", kind="unsupported")
     size = _header_size(data)
     if size is not None:
         check_size(size[0], size[1], name, max_pixels)
@@ -176,13 +189,13 @@ def load_image(src: str | Path | bytes | bytearray | memoryview | np.ndarray, ma
     if isinstance(src, (str, Path)):
         path = Path(src)
         if not path.exists():
-            raise ImageError(f"{path}: file not found")
+            raise ImageError(f"{path}: file not found", kind="unreadable")
         if not path.is_file():
-            raise ImageError(f"{path}: not a file")
+            raise ImageError(f"{path}: not a file", kind="unreadable")
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+            raise ImageError(f"{path}: cannot read ({exc.strerror or exc})", kind="unreadable") from exc
         return decode_image(data, name=str(path), max_pixels=max_pixels)
     raise TypeError(f"cannot load an image from {type(src).__name__}; pass a path, bytes or a numpy array")
 

@@ -49,8 +49,8 @@ class IngestResult:
     resumed_from: int | None = None
     finished: bool = False
     skipped: int = 0
-    #: (file name, reason) of each photo that could not be read.
-    errors: list[tuple[str, str]] = field(default_factory=list)
+    #: (file name, reason, :class:`~moodlens.imageio.ImageError` kind) of each photo that could not be read.
+    errors: list[tuple[str, str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         unit = "photos" if self.kind in ("photos", "upload") else "frames"
@@ -420,7 +420,7 @@ def _run_photos(store: EventStore, src: Source, items: Iterable[tuple[int, Path,
                 if progress:
                     tqdm.write(f"warning: skipped {e}", file=sys.stderr)
                 result.skipped += 1
-                result.errors.append((str(path), str(e)))
+                result.errors.append((str(path), str(e), getattr(e, "kind", "unreadable")))
                 faces = Faces.empty()
             ts = photo_time(path if data is None else None, data) or utcnow()
             # No tracking across photos: each face is its own "track".

@@ -30,13 +30,9 @@ _MULTIPART_BODY = {"requestBody": {"required": True, "content": {"multipart/form
                                             "recognised from the content, not the file name"}}}}}}}
 
 
-def image_error_status(reason: str) -> int:
-    """HTTP status for one rejected file: 413 too many pixels, 415 not a supported image, else 422."""
-    if "decompression bomb" in reason or "over the limit" in reason:
-        return 413
-    if "not a supported image" in reason:
-        return 415
-    return 422
+#: HTTP status of one rejected file, by :class:`ImageError` kind: 413 too many pixels, 415 not a
+#: supported image, 422 anything else.
+IMAGE_ERROR_STATUS = {"too_large": 413, "unsupported": 415, "unreadable": 422, "invalid": 422}
 
 
 def encode_jpeg_data_url(image: Any, quality: int = 85) -> str:
@@ -54,7 +50,7 @@ def analyze_bytes(analyzer: Any, filename: str, data: bytes, max_pixels: int) ->
 
 def file_error(index: int, filename: str, error: ImageError) -> FileError:
     reason = str(error).removeprefix(f"{filename}: ")
-    return FileError(index=index, filename=filename, status=image_error_status(reason), reason=reason)
+    return FileError(index=index, filename=filename, status=IMAGE_ERROR_STATUS[error.kind], reason=reason)
 
 
 def analyze_file(analyzer: Any, index: int, filename: str, data: bytes, max_pixels: int,

@@ -20,7 +20,7 @@ from moodlens.events.ingest import ingest_images
 from moodlens.events.report import build_report
 from moodlens.events.store import EventExists, EventNotFound, EventStore
 from moodlens.web.deps import Pool, Settings, admit_or_503, read_uploads
-from moodlens.web.routers.analyze import image_error_status
+from moodlens.web.routers.analyze import IMAGE_ERROR_STATUS
 from moodlens.web.schemas import FileError
 from moodlens.web.templating import render_page
 
@@ -156,10 +156,10 @@ def _ingest_uploads(analyzer: Any, store: EventStore, name: str, batch: str,
     result = ingest_images(store, name, files, batch=batch, analyzer=analyzer)
     index = {filename: i for i, (filename, _) in enumerate(files)}
     errors = []
-    for filename, reason in result.errors:
+    for filename, reason, kind in result.errors:
         reason = reason.removeprefix(f"{filename}: ")
         errors.append(FileError(index=index.get(filename, -1), filename=filename,
-                                status=image_error_status(reason), reason=reason))
+                                status=IMAGE_ERROR_STATUS[kind], reason=reason))
     return result.frames - len(errors), result.faces, errors
 
 
