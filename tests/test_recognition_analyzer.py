@@ -14,7 +14,7 @@ import moodlens
 from moodlens.analyzer import Analyzer
 from moodlens.annotate import BlurAnnotator, BoxAnnotator, LabelAnnotator, ScoreBarAnnotator, annotate
 from moodlens.detect import DETECTORS, DetectorUnavailable, create_detector
-from moodlens.imageio import ImageError
+from moodlens.imageio import ImageError, load_image
 from moodlens.spec import EMOTION_COLORS_BGR, EMOTIONS
 
 
@@ -136,6 +136,11 @@ def test_analyze_paths_reports_failures_and_goes_on(analyzer, tmp_path):
     assert len(out[tmp_path / "a.jpg"]) == 1
     assert isinstance(out[tmp_path / "b.jpg"], ImageError) and "truncated" in str(out[tmp_path / "b.jpg"])
     assert len(out[tmp_path / "c.png"]) == 0
+    # The variant for drawing hands back the decoded image it analysed (no second decode), None after an error.
+    images = {path: (faces, image) for path, faces, image in analyzer.analyze_paths_with_images([tmp_path])}
+    assert np.array_equal(images[tmp_path / "a.jpg"][1], load_image(tmp_path / "a.jpg"))
+    assert images[tmp_path / "a.jpg"][0].to_list() == out[tmp_path / "a.jpg"].to_list()
+    assert images[tmp_path / "b.jpg"][1] is None
 
 
 def test_unknown_detector_and_custom_detector():

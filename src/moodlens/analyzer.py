@@ -88,9 +88,17 @@ class Analyzer:
     def analyze_paths(self, paths: list[str | Path] | tuple[str | Path, ...], progress: bool = False,
                       ) -> Iterator[tuple[Path, Faces | ImageError]]:
         """Analyse files and folders (recursively); yields (path, faces) or (path, error) and goes on after errors."""
+        for path, faces, _ in self.analyze_paths_with_images(paths, progress):
+            yield path, faces
+
+    def analyze_paths_with_images(self, paths: list[str | Path] | tuple[str | Path, ...], progress: bool = False,
+                                  ) -> Iterator[tuple[Path, Faces | ImageError, np.ndarray | None]]:
+        """:meth:`analyze_paths`, also yielding each decoded BGR image (None after an error), so that
+        callers drawing on it need not decode the file a second time."""
         files = iter_image_paths(paths)
         for path in tqdm(files, desc="analysing", unit="image", disable=not progress):
             try:
-                yield path, self.analyze(path)
+                bgr = self.load(path)
+                yield path, self.classify(bgr, self.detect(bgr)), bgr
             except ImageError as exc:
-                yield path, exc
+                yield path, exc, None

@@ -51,7 +51,7 @@ def analyze(
     rows = CsvWriter(csv_path, ["file", *FACE_FIELDS]) if csv_path else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    for path, faces in analyzer.analyze_paths(paths, progress=True):
+    for path, faces, image in analyzer.analyze_paths_with_images(paths, progress=True):
         if isinstance(faces, Exception):
             failures += 1
             typer.secho(f"skipped {faces}", fg="yellow", err=True)
@@ -64,7 +64,7 @@ def analyze(
         typer.echo(f"{path}: {len(faces)} face(s): {summary}")
         if out:
             target = out / (path.stem + ".annotated.jpg")
-            cv2.imwrite(str(target), annotate(analyzer.load(path), faces, scores=scores, blur=blur))
+            cv2.imwrite(str(target), annotate(image, faces, scores=scores, blur=blur))
     if rows:
         rows.close()
     if json_path:
