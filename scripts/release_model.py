@@ -98,7 +98,8 @@ def main() -> None:
     card = json.loads(card_path.read_text())  # written by export_onnx
     card.update({
         "name": args.name, "target": args.target, "version": today, "classes": list(EMOTIONS), "params": params,
-        "metrics": {"publictest": {k: report[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1", "ece", "nll")}
+        "metrics": {"publictest": {k: report[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1", "ece", "nll",
+                                                          "temperature_fit")}
                     | {"per_class": report["per_class"]}},
         "caveats": "Fear and disgust are the least reliable classes (see per-class F1). Apparent facial "
                    "expression on 48x48 grayscale crops, not inner emotion.",
@@ -145,6 +146,10 @@ def render_card(c: dict, onnx_path: Path, figures: Path) -> str:
                      f"{h['train_minutes']} | {h['device']} | {h.get('precision', 'float32')} | "
                      f"{h.get('faces_per_s_batch64', 'not recorded')} |" for h in c["history"])
     members = "\n".join(recipe_line(x) for x in c["members"])
+    tf = m["temperature_fit"]
+    temperature_row = (f"| if temperature scaling were fitted on PublicTest (T = {tf['temperature']:.2f}; fitted and "
+                       f"scored on the same split, so optimistic; not applied) | ECE {tf['ece']:.4f}, "
+                       f"NLL {tf['nll']:.4f} |")
     commands = "\n".join(f"    {cmd}" for cmd in t["commands"])
     runs = " ".join(f"--run {r}" for r in t["runs"])
     ensemble = (f"An ensemble of {len(c['members'])} networks: their probabilities are averaged inside the graph. "
@@ -208,6 +213,7 @@ Reproduce (training wall time {t['wall_time_min']} min in all, on {t['machine']}
 | weighted F1 | {m['weighted_f1']:.4f} |
 | expected calibration error (15 bins) | {m['ece']:.4f} |
 | negative log-likelihood | {m['nll']:.4f} |
+{temperature_row}
 
 | class | precision | recall | F1 | support |
 | --- | --- | --- | --- | --- |

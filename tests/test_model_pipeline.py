@@ -244,6 +244,8 @@ def test_evaluate_report_is_consistent(onnx_model, synthetic_fer_csv_gz, tmp_pat
     assert report["macro_f1"] == pytest.approx(np.mean([s["f1"] for s in report["per_class"].values()]))
     assert 0.0 <= report["ece"] <= 1.0 and report["ece_bins"] == 15
     assert report["skipped_bad"]["count"] == 0 and report["split"] == "PublicTest"
+    fit = report["temperature_fit"]  # the fitted temperature minimises the log-loss: never worse than T = 1
+    assert fit["temperature"] > 0 and fit["nll"] <= report["nll"] + 1e-6 and 0.0 <= fit["ece"] <= 1.0
 
 
 def test_ece_on_known_cases():

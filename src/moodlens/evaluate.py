@@ -128,6 +128,14 @@ def evaluate(data: str | Path | FaceDataset, *, model: str | Path = "default", s
         "skipped_bad": {"count": len(dataset.skipped), "first": dataset.skipped[:20]},
         "inference_s": round(seconds, 3),
     }
+    # What temperature scaling would do if fitted on this very split (optimistic: fitted and scored on the
+    # same faces); the shipped model applies none, so this says whether fitting one on held-out data could pay.
+    t = fit_temperature(probs, part.labels)
+    scaled = apply_temperature(probs, t)
+    report["temperature_fit"] = {
+        "temperature": round(t, 4), "ece": expected_calibration_error(scaled, part.labels),
+        "nll": float(log_loss(part.labels, np.clip(scaled, 1e-12, 1.0), labels=_CLASS_IDS)),
+    }
     text = classification_report(part.labels, probs.argmax(axis=1), labels=_CLASS_IDS, target_names=list(EMOTIONS),
                                  digits=4, zero_division=0)
     if out is not None:
