@@ -102,7 +102,9 @@ def test_train_rejects_bad_options(synthetic_fer_csv_gz, tmp_path):
     pytest.importorskip("torch")
     for option, value, message in (("--device", "tpu", "--device must be cpu or cuda"),
                                    ("--widths", "8,x", "--widths must be comma-separated integers"),
-                                   ("--balance", "magic", "balance must be one of")):
+                                   ("--balance", "magic", "balance must be one of"),
+                                   ("--teacher", "no-such-run/final.pt", "no checkpoint at no-such-run/final.pt"),
+                                   ("--distill-weight", "1.5", "distill_weight must be in [0, 1]")):
         result, out = invoke("train", "--data", synthetic_fer_csv_gz, "--out", tmp_path, option, value)
         assert result.exit_code == 1 and message in out, out
     result, out = invoke("export", "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "m.onnx")

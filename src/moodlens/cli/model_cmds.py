@@ -119,6 +119,9 @@ def train_cmd(
                       train_split=train_split, val_split=val_split, seed=seed, device=device, threads=threads,
                       init_from=init_from, teachers=tuple(teacher or ()), distill_weight=distill_weight,
                       distill_temperature=distill_temperature)
+    for path in (*(teacher or ()), *([init_from] if init_from else [])):  # before the slow data load
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no checkpoint at {path} (--teacher/--init-from take a run's final.pt)")
     dataset = load_dataset(data, skip_bad=skip_bad, progress=True)
     result = train(cfg, dataset, out, resume=resume, stop_after_epoch=stop_after_epoch, time_budget_s=time_budget)
     if dataset.skipped:
