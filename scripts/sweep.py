@@ -34,14 +34,9 @@ PART_BYTES = 15 * 2**20
 WEIGHTS_LIMIT = 58 * 2**20
 
 
-def resolve(value: object, out: Path) -> object:
-    """``"@job"`` -> that job's checkpoint path (in lists) or epoch count (``epochs``)."""
-    if isinstance(value, list):
-        return [resolve(v, out) for v in value]
-    if isinstance(value, str) and value.startswith("@"):
-        run = out / value[1:]
-        return str(run / "final.pt") if (run / "final.pt").exists() else str(run / "last.pt")
-    return value
+def run_checkpoint(run: Path) -> Path:
+    """The checkpoint a run ships: ``final.pt``, or ``last.pt`` (its EMA weights) of a run stopped early."""
+    return run / "final.pt" if (run / "final.pt").exists() else run / "last.pt"
 
 
 def job_config(job: dict, out: Path) -> dict | None:
@@ -53,20 +48,21 @@ def job_config(job: dict, out: Path) -> dict | None:
             return None
         cfg["epochs"] = json.loads(ref.read_text())["epochs"]
     if "teachers" in cfg:
-        cfg["teachers"] = [t for t in resolve(cfg["teachers"], out) if Path(t).exists()]
+        paths = [run_checkpoint(out / t[1:]) if t.startswith("@") else Path(t) for t in cfg["teachers"]]
+        cfg["teachers"] = [str(p) for p in paths if p.exists()]
         if not cfg["teachers"]:
             return None
     return cfg
 
 
 def worker(spec: dict) -> None:
+    from dataclasses import asdict
+
     from moodlens.data import load_dataset
     from moodlens.train.config import TrainConfig
     from moodlens.train.loop import train
 
-    base = TrainConfig()
-    cfg = TrainConfig.from_dict({**{k: getattr(base, k) for k in base.__dataclass_fields__},
-                                 "augment": base.augment.__dict__, **spec["config"]})
+    cfg = TrainConfig.from_dict({**asdict(TrainConfig()), **spec["config"]})
     print(json.dumps(spec), flush=True)
     train(cfg, load_dataset(spec["data"]), spec["out"], time_budget_s=spec.get("time_budget_s"))
 
@@ -113,8 +109,7 @@ def pack(runs: Path, dest: Path, order: list[str]) -> None:
     stage = Path(tempfile.mkdtemp())
     total = 0
     for name in order:
-        run = runs / name
-        src = run / "final.pt" if (run / "final.pt").exists() else run / "last.pt"
+        src = run_checkpoint(runs / name)
         if not src.exists():
             continue
         ck = torch.load(src, map_location="cpu", weights_only=False)

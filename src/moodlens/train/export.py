@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from moodlens.spec import CROP_SIZE, EMOTIONS, FACE_MARGIN, IMAGE_SIZE
-from moodlens.train.loop import TrainConfig, build_model, checkpoint_weights
+from moodlens.train.loop import load_checkpoint
 from moodlens.train.model import ProbabilityModel
 
 PARITY_TOLERANCE = 1e-4
@@ -24,15 +24,6 @@ def calibration_sample(training_faces: np.ndarray, n: int = 512, seed: int = 0) 
     """``n`` faces drawn at random (in their original order) to calibrate int8 quantisation."""
     pick = np.random.default_rng(seed).choice(len(training_faces), min(n, len(training_faces)), replace=False)
     return training_faces[np.sort(pick)]
-
-
-def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Load ``final.pt`` (EMA weights) or ``last.pt`` (its EMA copy) as an eval-mode net."""
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = TrainConfig.from_dict(ck["config"])
-    net = build_model(cfg)
-    net.load_state_dict(checkpoint_weights(ck))
-    return net.eval(), ck
 
 
 def export_onnx(checkpoint: str | Path | list[str | Path], out: str | Path, *, flip_tta: bool = True,

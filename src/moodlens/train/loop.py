@@ -28,7 +28,7 @@ from moodlens.train.augment import augment, center_crop
 from moodlens.train.config import BALANCING, AugmentConfig, TrainConfig
 from moodlens.train.model import EmotionNet
 
-__all__ = ["BALANCING", "AugmentConfig", "TrainConfig", "build_model", "load_net", "predict_probs", "train"]
+__all__ = ["BALANCING", "AugmentConfig", "TrainConfig", "build_model", "load_checkpoint", "predict_probs", "train"]
 
 
 def class_weights(labels: np.ndarray, mode: str) -> torch.Tensor | None:
@@ -80,12 +80,12 @@ def build_model(cfg: TrainConfig) -> EmotionNet:
     return EmotionNet(widths=cfg.widths, convs_per_stage=cfg.convs_per_stage, dropout=cfg.dropout)
 
 
-def load_net(checkpoint: str | Path, device: str | torch.device = "cpu") -> EmotionNet:
-    """The trained net of a run's ``final.pt`` or ``last.pt`` (its EMA weights), in eval mode."""
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+def load_checkpoint(path: str | Path) -> tuple[EmotionNet, dict]:
+    """Load ``final.pt`` (EMA weights) or ``last.pt`` (its EMA copy) as an eval-mode net, with the checkpoint."""
+    ck = torch.load(path, map_location="cpu", weights_only=False)
     net = build_model(TrainConfig.from_dict(ck["config"]))
     net.load_state_dict(checkpoint_weights(ck))
-    return net.to(device, memory_format=torch.channels_last).eval()
+    return net.eval(), ck
 
 
 def distill_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -206,7 +206,8 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
     steps_per_epoch = max(1, len(train_set) // cfg.batch_size)
     weights = class_weights(train_set.labels, cfg.balance)
     weights = weights.to(dev) if weights is not None else None
-    teachers = [load_net(t, dev).requires_grad_(False) for t in cfg.teachers]
+    teachers = [load_checkpoint(t)[0].to(dev, memory_format=torch.channels_last).requires_grad_(False)
+                for t in cfg.teachers]
 
     last = out / "last.pt"
     ck = torch.load(last, map_location=dev, weights_only=False) if resume and last.exists() else None
