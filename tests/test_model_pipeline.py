@@ -123,19 +123,26 @@ def _shuffled_training_labels(dataset):
     return replace(dataset, labels=labels)
 
 
-def test_distillation_learns_from_the_teacher_not_the_labels(run, dataset, tmp_path):
-    """With the labels scrambled, a student distilled from the trained net still learns the real
-    patterns (the teacher is all it has); the same student without the teacher stays near chance."""
+@pytest.mark.parametrize("kind", ["checkpoint", "onnx"])
+def test_distillation_learns_from_the_teacher_not_the_labels(kind, run, onnx_model, dataset, tmp_path):
+    """With the labels scrambled, a student distilled from the trained net (its checkpoint, or its ONNX
+    export scored once on the unaugmented faces) still learns the real patterns (the teacher is all
+    it has); the same student without the teacher stays near chance."""
     scrambled = _shuffled_training_labels(dataset)
     val = dataset.split("PublicTest")
+    teacher = str(run / "final.pt") if kind == "checkpoint" else str(onnx_model[0])
     accuracy = {}
     for weight in (0.0, 1.0):
-        cfg = replace(TINY, epochs=3, teachers=(str(run / "final.pt"),), distill_weight=weight)
+        cfg = replace(TINY, epochs=3, teachers=(teacher,), distill_weight=weight)
         final = train(cfg, scrambled, tmp_path / f"w{weight}")
         net = EmotionNet(widths=cfg.widths, dropout=cfg.dropout)
         net.load_state_dict(torch.load(final, weights_only=False)["model"])
         accuracy[weight] = float((predict_probs(net, val.images, "cpu").argmax(1) == val.labels).mean())
     assert accuracy[1.0] > 0.5 > accuracy[0.0] + 0.2, accuracy
+    if kind == "onnx":  # scored once, cached with the teacher's name for a resumed run
+        with np.load(tmp_path / "w1.0" / "teacher_probs.npz") as cache:
+            assert list(cache["teachers"]) == [teacher]
+            assert cache["probs"].shape == (len(scrambled.split("Training")), 7)
 
 
 def test_time_budget_lowers_the_epoch_count_and_records_it(dataset, tmp_path):

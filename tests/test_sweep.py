@@ -67,3 +67,18 @@ def test_pack_then_unpack_gives_back_every_run(sweep, tmp_path):
             torch.testing.assert_close(ck["model"][key], value, rtol=1e-3, atol=1e-3)
     assert TrainConfig.from_dict(torch.load(tmp_path / "back" / "done" / "final.pt", weights_only=False)["config"]) \
         == TrainConfig(widths=(8, 16), epochs=2)
+
+
+@pytest.mark.parametrize("plan", sorted((ROOT / "scripts" / "plans").glob("*.json")), ids=lambda p: p.name)
+def test_committed_plans_name_only_recipe_fields(plan):
+    """A typo in a plan would otherwise surface only on a lent GPU, where minutes are scarce."""
+    fields = set(asdict(TrainConfig()))
+    phases = json.loads(plan.read_text())["phases"]
+    names = [job["name"] for phase in phases for job in phase["jobs"]]
+    assert len(names) == len(set(names))
+    for phase in phases:
+        assert phase["budget_s"] > 0
+        for job in phase["jobs"]:
+            assert set(job["config"]) <= fields, set(job["config"]) - fields
+            TrainConfig.from_dict({**asdict(TrainConfig()), **{k: v for k, v in job["config"].items()
+                                                               if not str(v).startswith("@")}})

@@ -93,8 +93,10 @@ def train_cmd(
     threads: Annotated[int, typer.Option(help="PyTorch CPU threads (0: PyTorch's default).")] = _DEFAULTS["threads"],
     init_from: Annotated[str | None, typer.Option(help="Start from an earlier run's final.pt weights "
                                                       "(fresh schedule, optimiser and EMA).")] = None,
-    teacher: Annotated[list[str] | None, typer.Option(help="Distil from this run's final.pt (repeat for an "
-                                                           "ensemble of teachers).")] = None,
+    teacher: Annotated[list[str] | None, typer.Option(help="Distil from this run's final.pt, or from an ONNX model "
+                                                           "(a shipped name such as 'accurate', or an .onnx path; "
+                                                           "scored once on the unaugmented faces). Repeat for an "
+                                                           "ensemble of teachers.")] = None,
     distill_weight: Annotated[float, typer.Option(help="Share of the loss given to the teachers' soft targets.")]
     = _DEFAULTS["distill_weight"],
     distill_temperature: float = _DEFAULTS["distill_temperature"],
@@ -104,6 +106,7 @@ def train_cmd(
 ) -> None:
     """Train the emotion CNN with the default recipe (or the options given); checkpoint every epoch."""
     _require_torch("train")
+    from moodlens.classifier import shipped_models
     from moodlens.data import load_dataset
     from moodlens.train.loop import train
 
@@ -120,8 +123,11 @@ def train_cmd(
                       init_from=init_from, teachers=tuple(teacher or ()), distill_weight=distill_weight,
                       distill_temperature=distill_temperature)
     for path in (*(teacher or ()), *([init_from] if init_from else [])):  # before the slow data load
+        if path in shipped_models():
+            continue
         if not Path(path).is_file():
-            raise FileNotFoundError(f"no checkpoint at {path} (--teacher/--init-from take a run's final.pt)")
+            raise FileNotFoundError(f"no checkpoint at {path} (--teacher/--init-from take a run's final.pt; "
+                                    f"--teacher also an .onnx file or one of: {', '.join(shipped_models())})")
     dataset = load_dataset(data, skip_bad=skip_bad, progress=True)
     result = train(cfg, dataset, out, resume=resume, stop_after_epoch=stop_after_epoch, time_budget_s=time_budget)
     if dataset.skipped:

@@ -52,6 +52,8 @@ class TrainConfig:
     init_from: str | None = None
     #: Knowledge distillation: checkpoints of teacher nets (``final.pt``/``last.pt``) whose averaged,
     #: temperature-softened probabilities on the same augmented batch the student also learns from.
+    #: An ONNX teacher (a shipped model's name such as ``accurate``, or an ``.onnx`` path) is cheaper on a
+    #: CPU: it scores the unaugmented training faces once, and those fixed targets count as one teacher.
     teachers: tuple[str, ...] = ()
     #: Share of the loss given to the teachers (the rest is cross-entropy with the labels).
     distill_weight: float = 0.7

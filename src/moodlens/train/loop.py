@@ -88,6 +88,34 @@ def load_checkpoint(path: str | Path) -> tuple[EmotionNet, dict]:
     return net.eval(), ck
 
 
+def is_onnx_teacher(teacher: str) -> bool:
+    """A teacher given as an ONNX model (a shipped name such as ``accurate``, or an ``.onnx`` path)."""
+    from moodlens.classifier import shipped_models
+
+    return teacher.endswith(".onnx") or teacher in shipped_models()
+
+
+def onnx_teacher_probs(teachers: list[str], faces: np.ndarray, cache: Path) -> np.ndarray | None:
+    """Averaged probabilities of ONNX teachers on the (unaugmented) training faces, computed once
+    with the runtime classifier (its own test-time augmentation included) and cached in ``cache``."""
+    if not teachers:
+        return None
+    if cache.exists():  # reused only for the same teachers and faces (e.g. when resuming)
+        with np.load(cache) as saved:
+            if list(saved["teachers"]) == teachers and saved["probs"].shape == (len(faces), NUM_CLASSES):
+                return saved["probs"]
+    from moodlens.classifier import EmotionClassifier
+
+    probs = np.zeros((len(faces), NUM_CLASSES), np.float32)
+    for teacher in teachers:
+        clf = EmotionClassifier(teacher)
+        chunks = range(0, len(faces), 1024)
+        for i in tqdm(chunks, desc=f"teacher {Path(teacher).name} on the training faces", unit="chunk", leave=False):
+            probs[i:i + 1024] += clf.predict(faces[i:i + 1024]) / len(teachers)
+    np.savez(cache, probs=probs, teachers=np.array(teachers))
+    return probs
+
+
 def distill_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
     """Hinton et al.'s soft-target loss: T^2 * KL(teacher || student), both softened by T."""
     log_p = F.log_softmax(student_logits / temperature, dim=1)
@@ -103,17 +131,22 @@ class _Stepper:
         self.cfg, self.model, self.ema, self.opt, self.sched = cfg, model, ema, opt, sched
         self.weights, self.teachers, self.dev, self.gen = weights, teachers, dev, gen
 
-    def __call__(self, faces: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, faces: torch.Tensor, y: torch.Tensor,
+                 fixed_probs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``fixed_probs``: ONNX teachers' probabilities for these faces (computed before augmenting)."""
         cfg = self.cfg
         x = augment(faces, cfg.augment, self.gen if self.dev.type == "cpu" else None)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             logits = self.model(x).float()
             loss = F.cross_entropy(logits, y, weight=self.weights, label_smoothing=cfg.label_smoothing)
-            if self.teachers:
+            if self.teachers or fixed_probs is not None:
                 with torch.no_grad():
                     t = cfg.distill_temperature
-                    soft = torch.stack([torch.softmax(net(x).float() / t, 1) for net in self.teachers]).mean(0)
+                    softs = [torch.softmax(net(x).float() / t, 1) for net in self.teachers]
+                    if fixed_probs is not None:  # softened like logits / t: p^(1/t), renormalised
+                        softs.append(torch.softmax(torch.log(fixed_probs.clamp_min(1e-8)) / t, 1))
+                    soft = torch.stack(softs).mean(0)
                 loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * distill_loss(logits, soft, t)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -141,7 +174,8 @@ def _parts(cfg: TrainConfig, dev: torch.device, steps_per_epoch: int, weights: t
 
 def epochs_for_budget(cfg: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, steps_per_epoch: int,
                       weights: torch.Tensor | None, teachers: list[torch.nn.Module],
-                      val_faces: np.ndarray | None, budget_s: float, steps: int = 20) -> tuple[int, dict]:
+                      val_faces: np.ndarray | None, budget_s: float, steps: int = 20,
+                      fixed_probs: torch.Tensor | None = None) -> tuple[int, dict]:
     """How many epochs (at most ``cfg.epochs``) fit in ``budget_s`` seconds, from timing ``steps``
     real training steps (after warm-up), one validation pass and one checkpoint save on a throwaway model."""
     dev = torch.device(cfg.device)
@@ -153,7 +187,7 @@ def epochs_for_budget(cfg: TrainConfig, x_train: torch.Tensor, y_train: torch.Te
         t0 = time.perf_counter()
         for _ in range(n):
             idx = torch.randint(0, len(y_train), (bs,), device=dev)
-            loss, _ = step(x_train[idx], y_train[idx])
+            loss, _ = step(x_train[idx], y_train[idx], None if fixed_probs is None else fixed_probs[idx])
         loss.item()  # wait for the device
         return time.perf_counter() - t0
 
@@ -207,7 +241,10 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
     weights = class_weights(train_set.labels, cfg.balance)
     weights = weights.to(dev) if weights is not None else None
     teachers = [load_checkpoint(t)[0].to(dev, memory_format=torch.channels_last).requires_grad_(False)
-                for t in cfg.teachers]
+                for t in cfg.teachers if not is_onnx_teacher(t)]
+    fixed = onnx_teacher_probs([t for t in cfg.teachers if is_onnx_teacher(t)], train_set.images,
+                               out / "teacher_probs.npz")
+    fixed_probs = torch.from_numpy(fixed).to(dev) if fixed is not None else None
 
     last = out / "last.pt"
     ck = torch.load(last, map_location=dev, weights_only=False) if resume and last.exists() else None
@@ -215,7 +252,8 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
         cfg = replace(cfg, epochs=ck["config"]["epochs"])
     elif time_budget_s:
         epochs, report = epochs_for_budget(cfg, x_train, y_train, steps_per_epoch, weights, teachers,
-                                           val_set.images if val_set else None, time_budget_s)
+                                           val_set.images if val_set else None, time_budget_s,
+                                           fixed_probs=fixed_probs)
         print(f"time budget {time_budget_s:.0f} s: {report['epoch_s_estimate']:.1f} s/epoch -> {epochs} epochs",
               flush=True)
         (out / "budget.json").write_text(json.dumps(report, indent=2))
@@ -265,7 +303,7 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
         for i in bar:
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             y = y_train[idx]
-            loss, logits = step(x_train[idx], y)
+            loss, logits = step(x_train[idx], y, None if fixed_probs is None else fixed_probs[idx])
             loss_sum += loss * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
