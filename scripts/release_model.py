@@ -21,13 +21,14 @@ from pathlib import Path
 
 import torch
 
-from moodlens.classifier import EmotionClassifier
+from moodlens.classifier import EmotionClassifier, load_card, resolve_model
 from moodlens.data import load_dataset
 from moodlens.evaluate import evaluate
 from moodlens.machine import cpu_model as cpu_name
 from moodlens.machine import faces_per_second
 from moodlens.spec import EMOTIONS
 from moodlens.train.export import calibration_sample, export_onnx
+from moodlens.train.loop import is_onnx_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "src" / "moodlens" / "models"
@@ -37,25 +38,61 @@ def throughput(model: Path, batch: int) -> float:
     return faces_per_second(EmotionClassifier(model).predict, batch)
 
 
+def local_checkpoint(ref: str, referrer: Path) -> Path:
+    """A checkpoint path named in ``referrer``'s config; a run made elsewhere (a GPU lease) names its path
+    there, so look for the same run folder beside the referrer's run folder."""
+    path = Path(ref)
+    return path if path.is_file() else referrer.parent.parent / path.parent.name / path.name
+
+
+def machine_words(ck: dict) -> str:
+    if ck.get("device") == "cuda":
+        return f"one {ck.get('machine', 'unknown').split(' + ')[-1]} GPU (several runs shared it)"
+    return f"{cpu_name()}, 2 cores shared with other work"
+
+
+def lineage(path: Path, seen: set[Path]) -> tuple[float, set[str]]:
+    """Training minutes and machines of a checkpoint together with its earlier cycles (``init_from``) and its
+    teachers (checkpoints, or an ONNX model's member runs), each run counted once."""
+    if path.resolve() in seen or not path.is_file():
+        return 0.0, set()
+    seen.add(path.resolve())
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    minutes, machines = ck["elapsed_s"] / 60, {machine_words(ck)}
+    deps = [local_checkpoint(ck["config"]["init_from"], path)] if ck["config"].get("init_from") else []
+    for t in ck["config"].get("teachers") or []:
+        if is_onnx_teacher(t):
+            card = load_card(resolve_model(t))
+            deps += [Path(m["run"]) / "final.pt" for m in card.get("members", [])]
+        else:
+            deps.append(local_checkpoint(t, path))
+    for dep in deps:
+        more, where = lineage(dep, seen)
+        minutes, machines = minutes + more, machines | where
+    return minutes, machines
+
+
+def teacher_words(t: str, run: Path) -> str:
+    if is_onnx_teacher(t):
+        card = load_card(resolve_model(t))
+        return f"{t} ({card.get('name', 'ONNX')}, scored once on the unaugmented training faces)"
+    return str(local_checkpoint(t, run / "final.pt"))
+
+
 def member(run: Path) -> dict:
-    """What the card says about one trained run (and the run it started from, if any)."""
+    """What the card says about one trained run: its recipe, and the cost of everything it built on."""
     ck = torch.load(run / "final.pt", map_location="cpu", weights_only=False)
     cfg = ck["config"]
-    minutes, epochs, parent = ck["elapsed_s"] / 60, ck["epochs"], cfg.get("init_from")
-    while parent and Path(parent).is_file():  # a second cycle also costs the first one's time
+    epochs, parent = ck["epochs"], cfg.get("init_from")
+    while parent and Path(parent).is_file():  # epochs of earlier cycles
         pk = torch.load(parent, map_location="cpu", weights_only=False)
-        minutes, epochs, parent = minutes + pk["elapsed_s"] / 60, epochs + pk["epochs"], pk["config"].get("init_from")
-    teachers = []
-    for t in cfg.get("teachers") or []:  # a run made elsewhere names the teacher's path there: look beside it
-        path = Path(t) if Path(t).is_file() else run.parent / Path(t).parent.name / Path(t).name
-        teachers.append(str(path))
-        if path.is_file():  # distillation also costs the teachers' training
-            minutes += torch.load(path, map_location="cpu", weights_only=False)["elapsed_s"] / 60
+        epochs, parent = epochs + pk["epochs"], pk["config"].get("init_from")
+    minutes, machines = lineage(run / "final.pt", set())
     params = sum(v.numel() for k, v in ck["model"].items() if k.endswith(("weight", "bias")))
     return {"run": str(run), "config": cfg, "params": int(params), "epochs_total": int(epochs),
             "train_minutes_total": round(minutes, 1), "device": ck.get("device", "cpu"),
             "machine": ck.get("machine") or cpu_name(), "torch_threads": ck.get("torch_threads"),
-            "teachers": teachers}
+            "machines": sorted(machines), "teachers": [teacher_words(t, run) for t in cfg.get("teachers") or []]}
 
 
 def main() -> None:
@@ -119,11 +156,8 @@ def main() -> None:
 
 
 def training_machines(members: list[dict]) -> str:
-    """Where the members were trained, in words (a GPU run names its GPU)."""
-    cuda = sorted({m["machine"].split(" + ")[-1] for m in members if m["device"] == "cuda"})
-    cpu = any(m["device"] != "cuda" for m in members)
-    where = [f"one {g} GPU (several runs shared it)" for g in cuda]
-    return ", ".join(where + ([f"{cpu_name()}, 2 cores shared with other work"] if cpu else []))
+    """Where the members, their earlier cycles and their teachers were trained, in words."""
+    return ", ".join(sorted({w for m in members for w in m["machines"]}))
 
 
 def recipe_line(m: dict) -> str:

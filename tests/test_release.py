@@ -1,0 +1,54 @@
+"""scripts/release_model.py: a card's training cost covers earlier cycles and teachers, each run once."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from moodlens.train.config import TrainConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def release():
+    spec = importlib.util.spec_from_file_location("release_model", ROOT / "scripts" / "release_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(runs: Path, name: str, minutes: float, device: str = "cpu", **cfg) -> Path:
+    (runs / name).mkdir(parents=True)
+    path = runs / name / "final.pt"
+    torch.save({"model": {"w.weight": torch.zeros(3, 2)}, "config": asdict(TrainConfig(**cfg)), "epochs": 5,
+                "elapsed_s": minutes * 60, "device": device,
+                "machine": "host x86_64 + NVIDIA H200" if device == "cuda" else "host x86_64"}, path)
+    return path
+
+
+def test_cost_counts_cycles_and_teachers_once(release, tmp_path):
+    runs = tmp_path / "runs"
+    big_a = _run(runs, "big-a", 3.0, device="cuda")
+    big_b = _run(runs, "big-b", 4.0, device="cuda")
+    # A run made on a lease names its teachers by the paths they had there: found beside it here.
+    first = _run(runs, "first", 10.0, device="cuda", teachers=("/tmp/elsewhere/big-a/final.pt",))
+    # An ONNX teacher's card lists its member runs; big-a is also first's teacher and is counted once.
+    (tmp_path / "ens.onnx").write_bytes(b"not read")
+    (tmp_path / "ens.json").write_text(json.dumps({"name": "ens-int8", "members": [
+        {"run": str(big_a.parent)}, {"run": str(big_b.parent)}]}))
+    _run(runs, "second", 20.0, init_from=str(first), teachers=(str(tmp_path / "ens.onnx"),))
+
+    m = release.member(runs / "second")
+    assert m["train_minutes_total"] == 3.0 + 4.0 + 10.0 + 20.0
+    assert m["epochs_total"] == 10  # this cycle and the one it started from
+    assert m["machines"] == sorted([release.machine_words({"device": "cpu"}),
+                                    "one NVIDIA H200 GPU (several runs shared it)"])
+    assert m["teachers"] == [f"{tmp_path / 'ens.onnx'} (ens-int8, scored once on the unaugmented training faces)"]
+    assert release.member(runs / "first")["teachers"] == [str(big_a)]
