@@ -42,3 +42,14 @@ def synthetic_fer_csv_gz(tmp_path_factory) -> _Path:
     from fer_synthetic import synthetic_fer_csv
 
     return synthetic_fer_csv(tmp_path_factory.mktemp("fer") / "fer_synthetic.csv.gz")
+
+
+# --- model tooling: the scripts/ files are not a package, so tests load them by path -------------------------
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, _Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

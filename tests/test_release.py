@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -11,17 +10,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import load_script  # noqa: E402
+
 from moodlens.train.config import TrainConfig  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def release():
-    spec = importlib.util.spec_from_file_location("release_model", ROOT / "scripts" / "release_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("release_model")
 
 
 def _run(runs: Path, name: str, minutes: float, device: str = "cpu", **cfg) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -10,6 +9,8 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from conftest import load_script  # noqa: E402
 
 from moodlens.train.config import TrainConfig  # noqa: E402
 from moodlens.train.loop import build_model  # noqa: E402
@@ -19,10 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def sweep():
-    spec = importlib.util.spec_from_file_location("sweep", ROOT / "scripts" / "sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("sweep")
 
 
 def _fake_run(runs: Path, name: str, epochs: int, complete: bool = True) -> dict:
