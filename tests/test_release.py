@@ -15,7 +15,6 @@ from conftest import load_script  # noqa: E402
 from moodlens.train.config import TrainConfig  # noqa: E402
 
 
-
 @pytest.fixture(scope="module")
 def release():
     return load_script("release_model")
