@@ -129,7 +129,8 @@ def main() -> None:
              "macro_f1": round(report["macro_f1"], 4), "params": params,
              "epochs": "+".join(str(m["epochs_total"]) for m in members),
              "train_minutes": round(sum(m["train_minutes_total"] for m in members), 1),
-             "device": ",".join(sorted({m["device"] for m in members})),
+             # every device the members, their earlier cycles and their teachers trained on
+             "device": ",".join(sorted({"cuda" if " GPU " in w else "cpu" for m in members for w in m["machines"]})),
              "precision": "int8" if args.int8 else "float32", "faces_per_s_batch64": round(fps64)}
     history = [h for h in history if h.get("date") != today or h.get("name") != args.name] + [entry]
     card = json.loads(card_path.read_text())  # written by export_onnx
