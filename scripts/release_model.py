@@ -51,14 +51,14 @@ def machine_words(ck: dict) -> str:
     return f"{cpu_name()}, 2 cores shared with other work"
 
 
-def lineage(path: Path, seen: set[Path]) -> tuple[float, set[str]]:
-    """Training minutes and machines of a checkpoint together with its earlier cycles (``init_from``) and its
-    teachers (checkpoints, or an ONNX model's member runs), each run counted once."""
+def lineage(path: Path, seen: set[Path]) -> tuple[float, set[tuple[str, str]]]:
+    """Training minutes and (device, machine in words) of a checkpoint together with its earlier cycles
+    (``init_from``) and its teachers (checkpoints, or an ONNX model's member runs), each run counted once."""
     if path.resolve() in seen or not path.is_file():
         return 0.0, set()
     seen.add(path.resolve())
     ck = torch.load(path, map_location="cpu", weights_only=False)
-    minutes, machines = ck["elapsed_s"] / 60, {machine_words(ck)}
+    minutes, machines = ck["elapsed_s"] / 60, {(ck.get("device", "cpu"), machine_words(ck))}
     deps = [local_checkpoint(ck["config"]["init_from"], path)] if ck["config"].get("init_from") else []
     for t in ck["config"].get("teachers") or []:
         if is_onnx_teacher(t):
@@ -83,16 +83,17 @@ def member(run: Path) -> dict:
     """What the card says about one trained run: its recipe, and the cost of everything it built on."""
     ck = torch.load(run / "final.pt", map_location="cpu", weights_only=False)
     cfg = ck["config"]
-    epochs, parent = ck["epochs"], cfg.get("init_from")
-    while parent and Path(parent).is_file():  # epochs of earlier cycles
-        pk = torch.load(parent, map_location="cpu", weights_only=False)
-        epochs, parent = epochs + pk["epochs"], pk["config"].get("init_from")
+    epochs, path, parent = ck["epochs"], run / "final.pt", cfg.get("init_from")
+    while parent and (parent_path := local_checkpoint(parent, path)).is_file():  # epochs of earlier cycles
+        pk = torch.load(parent_path, map_location="cpu", weights_only=False)
+        epochs, path, parent = epochs + pk["epochs"], parent_path, pk["config"].get("init_from")
     minutes, machines = lineage(run / "final.pt", set())
     params = sum(v.numel() for k, v in ck["model"].items() if k.endswith(("weight", "bias")))
     return {"run": str(run), "config": cfg, "params": int(params), "epochs_total": int(epochs),
             "train_minutes_total": round(minutes, 1), "device": ck.get("device", "cpu"),
             "machine": ck.get("machine") or cpu_name(), "torch_threads": ck.get("torch_threads"),
-            "machines": sorted(machines), "teachers": [teacher_words(t, run) for t in cfg.get("teachers") or []]}
+            "machines": sorted({words for _, words in machines}), "devices": sorted({d for d, _ in machines}),
+            "teachers": [teacher_words(t, run) for t in cfg.get("teachers") or []]}
 
 
 def main() -> None:
@@ -130,7 +131,7 @@ def main() -> None:
              "epochs": "+".join(str(m["epochs_total"]) for m in members),
              "train_minutes": round(sum(m["train_minutes_total"] for m in members), 1),
              # every device the members, their earlier cycles and their teachers trained on
-             "device": ",".join(sorted({"cuda" if " GPU " in w else "cpu" for m in members for w in m["machines"]})),
+             "device": ",".join(sorted({d for m in members for d in m["devices"]})),
              "precision": "int8" if args.int8 else "float32", "faces_per_s_batch64": round(fps64)}
     history = [h for h in history if h.get("date") != today or h.get("name") != args.name] + [entry]
     card = json.loads(card_path.read_text())  # written by export_onnx

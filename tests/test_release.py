@@ -46,5 +46,6 @@ def test_cost_counts_cycles_and_teachers_once(release, tmp_path):
     assert m["epochs_total"] == 10  # this cycle and the one it started from
     assert m["machines"] == sorted([release.machine_words({"device": "cpu"}),
                                     "one NVIDIA H200 GPU (several runs shared it)"])
+    assert m["devices"] == ["cpu", "cuda"]
     assert m["teachers"] == [f"{tmp_path / 'ens.onnx'} (ens-int8, scored once on the unaugmented training faces)"]
     assert release.member(runs / "first")["teachers"] == [str(big_a)]

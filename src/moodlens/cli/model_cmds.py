@@ -122,12 +122,11 @@ def train_cmd(
                       train_split=train_split, val_split=val_split, seed=seed, device=device, threads=threads,
                       init_from=init_from, teachers=tuple(teacher or ()), distill_weight=distill_weight,
                       distill_temperature=distill_temperature)
-    for path in (*(teacher or ()), *([init_from] if init_from else [])):  # before the slow data load
-        if path in shipped_models():
-            continue
-        if not Path(path).is_file():
+    shipped = shipped_models()  # a teacher, not --init-from, may be a shipped model's name
+    for path in (*(t for t in teacher or () if t not in shipped), *([init_from] if init_from else [])):
+        if not Path(path).is_file():  # checked before the slow data load
             raise FileNotFoundError(f"no checkpoint at {path} (--teacher/--init-from take a run's final.pt; "
-                                    f"--teacher also an .onnx file or one of: {', '.join(shipped_models())})")
+                                    f"--teacher also an .onnx file or one of: {', '.join(shipped)})")
     dataset = load_dataset(data, skip_bad=skip_bad, progress=True)
     result = train(cfg, dataset, out, resume=resume, stop_after_epoch=stop_after_epoch, time_budget_s=time_budget)
     if dataset.skipped:

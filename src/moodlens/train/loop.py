@@ -116,6 +116,11 @@ def onnx_teacher_probs(teachers: list[str], faces: np.ndarray, cache: Path) -> n
     return probs
 
 
+def soften(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Probabilities softened as their logits divided by ``temperature`` would be: p^(1/T), renormalised."""
+    return torch.softmax(torch.log(probs.clamp_min(1e-8)) / temperature, 1)
+
+
 def distill_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
     """Hinton et al.'s soft-target loss: T^2 * KL(teacher || student), both softened by T."""
     log_p = F.log_softmax(student_logits / temperature, dim=1)
@@ -132,20 +137,20 @@ class _Stepper:
         self.weights, self.teachers, self.dev, self.gen = weights, teachers, dev, gen
 
     def __call__(self, faces: torch.Tensor, y: torch.Tensor,
-                 fixed_probs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``fixed_probs``: ONNX teachers' probabilities for these faces (computed before augmenting)."""
+                 fixed_soft: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``fixed_soft``: ONNX teachers' softened probabilities for these faces (see :func:`soften`)."""
         cfg = self.cfg
         x = augment(faces, cfg.augment, self.gen if self.dev.type == "cpu" else None)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             logits = self.model(x).float()
             loss = F.cross_entropy(logits, y, weight=self.weights, label_smoothing=cfg.label_smoothing)
-            if self.teachers or fixed_probs is not None:
+            if self.teachers or fixed_soft is not None:
                 with torch.no_grad():
                     t = cfg.distill_temperature
                     softs = [torch.softmax(net(x).float() / t, 1) for net in self.teachers]
-                    if fixed_probs is not None:  # softened like logits / t: p^(1/t), renormalised
-                        softs.append(torch.softmax(torch.log(fixed_probs.clamp_min(1e-8)) / t, 1))
+                    if fixed_soft is not None:
+                        softs.append(fixed_soft)
                     soft = torch.stack(softs).mean(0)
                 loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * distill_loss(logits, soft, t)
         self.opt.zero_grad(set_to_none=True)
@@ -175,7 +180,7 @@ def _parts(cfg: TrainConfig, dev: torch.device, steps_per_epoch: int, weights: t
 def epochs_for_budget(cfg: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, steps_per_epoch: int,
                       weights: torch.Tensor | None, teachers: list[torch.nn.Module],
                       val_faces: np.ndarray | None, budget_s: float, steps: int = 20,
-                      fixed_probs: torch.Tensor | None = None) -> tuple[int, dict]:
+                      fixed_soft: torch.Tensor | None = None) -> tuple[int, dict]:
     """How many epochs (at most ``cfg.epochs``) fit in ``budget_s`` seconds, from timing ``steps``
     real training steps (after warm-up), one validation pass and one checkpoint save on a throwaway model."""
     dev = torch.device(cfg.device)
@@ -187,7 +192,7 @@ def epochs_for_budget(cfg: TrainConfig, x_train: torch.Tensor, y_train: torch.Te
         t0 = time.perf_counter()
         for _ in range(n):
             idx = torch.randint(0, len(y_train), (bs,), device=dev)
-            loss, _ = step(x_train[idx], y_train[idx], None if fixed_probs is None else fixed_probs[idx])
+            loss, _ = step(x_train[idx], y_train[idx], None if fixed_soft is None else fixed_soft[idx])
         loss.item()  # wait for the device
         return time.perf_counter() - t0
 
@@ -244,7 +249,7 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
                 for t in cfg.teachers if not is_onnx_teacher(t)]
     fixed = onnx_teacher_probs([t for t in cfg.teachers if is_onnx_teacher(t)], train_set.images,
                                out / "teacher_probs.npz")
-    fixed_probs = torch.from_numpy(fixed).to(dev) if fixed is not None else None
+    fixed_soft = soften(torch.from_numpy(fixed), cfg.distill_temperature).to(dev) if fixed is not None else None
 
     last = out / "last.pt"
     ck = torch.load(last, map_location=dev, weights_only=False) if resume and last.exists() else None
@@ -253,7 +258,7 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
     elif time_budget_s:
         epochs, report = epochs_for_budget(cfg, x_train, y_train, steps_per_epoch, weights, teachers,
                                            val_set.images if val_set else None, time_budget_s,
-                                           fixed_probs=fixed_probs)
+                                           fixed_soft=fixed_soft)
         print(f"time budget {time_budget_s:.0f} s: {report['epoch_s_estimate']:.1f} s/epoch -> {epochs} epochs",
               flush=True)
         (out / "budget.json").write_text(json.dumps(report, indent=2))
@@ -303,7 +308,7 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
         for i in bar:
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             y = y_train[idx]
-            loss, logits = step(x_train[idx], y, None if fixed_probs is None else fixed_probs[idx])
+            loss, logits = step(x_train[idx], y, None if fixed_soft is None else fixed_soft[idx])
             loss_sum += loss * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
