@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 from pathlib import Path
 
@@ -51,13 +52,19 @@ def machine_words(ck: dict) -> str:
     return f"{cpu_name()}, 2 cores shared with other work"
 
 
+@functools.cache
+def checkpoint(path: Path) -> dict:
+    """A training checkpoint, loaded once however many cards and chains refer to it."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def lineage(path: Path, seen: set[Path]) -> tuple[float, set[tuple[str, str]]]:
     """Training minutes and (device, machine in words) of a checkpoint together with its earlier cycles
     (``init_from``) and its teachers (checkpoints, or an ONNX model's member runs), each run counted once."""
     if path.resolve() in seen or not path.is_file():
         return 0.0, set()
     seen.add(path.resolve())
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = checkpoint(path.resolve())
     minutes, machines = ck["elapsed_s"] / 60, {(ck.get("device", "cpu"), machine_words(ck))}
     deps = [local_checkpoint(ck["config"]["init_from"], path)] if ck["config"].get("init_from") else []
     for t in ck["config"].get("teachers") or []:
@@ -81,11 +88,11 @@ def teacher_words(t: str, run: Path) -> str:
 
 def member(run: Path) -> dict:
     """What the card says about one trained run: its recipe, and the cost of everything it built on."""
-    ck = torch.load(run / "final.pt", map_location="cpu", weights_only=False)
+    ck = checkpoint((run / "final.pt").resolve())
     cfg = ck["config"]
     epochs, path, parent = ck["epochs"], run / "final.pt", cfg.get("init_from")
     while parent and (parent_path := local_checkpoint(parent, path)).is_file():  # epochs of earlier cycles
-        pk = torch.load(parent_path, map_location="cpu", weights_only=False)
+        pk = checkpoint(parent_path.resolve())
         epochs, path, parent = epochs + pk["epochs"], parent_path, pk["config"].get("init_from")
     minutes, machines = lineage(run / "final.pt", set())
     params = sum(v.numel() for k, v in ck["model"].items() if k.endswith(("weight", "bias")))

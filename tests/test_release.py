@@ -41,7 +41,9 @@ def test_cost_counts_cycles_and_teachers_once(release, tmp_path):
         {"run": str(big_a.parent)}, {"run": str(big_b.parent)}]}))
     _run(runs, "second", 20.0, init_from=str(first), teachers=(str(tmp_path / "ens.onnx"),))
 
+    release.checkpoint.cache_clear()
     m = release.member(runs / "second")
+    assert release.checkpoint.cache_info().misses == 4  # second, first, big-a, big-b: each read from disk once
     assert m["train_minutes_total"] == 3.0 + 4.0 + 10.0 + 20.0
     assert m["epochs_total"] == 10  # this cycle and the one it started from
     assert m["machines"] == sorted([release.machine_words({"device": "cpu"}),
