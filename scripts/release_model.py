@@ -171,7 +171,7 @@ def training_machines(members: list[dict]) -> str:
 
 def recipe_line(m: dict) -> str:
     c = m["config"]
-    start = f"; a second cycle from `{c['init_from']}`" if c.get("init_from") else ""
+    start = f"; a further cycle from `{c['init_from']}`" if c.get("init_from") else ""
     if m.get("teachers"):
         start += (f"; distilled from {', '.join(f'`{t}`' for t in m['teachers'])} (weight {c['distill_weight']}, "
                   f"temperature {c['distill_temperature']})")
