@@ -66,7 +66,12 @@ def lineage(path: Path, seen: set[Path]) -> tuple[float, set[tuple[str, str]]]:
     seen.add(path.resolve())
     ck = checkpoint(path.resolve())
     minutes, machines = ck["elapsed_s"] / 60, {(ck.get("device", "cpu"), machine_words(ck))}
-    deps = [local_checkpoint(ck["config"]["init_from"], path)] if ck["config"].get("init_from") else []
+    init = ck["config"].get("init_from")
+    deps = [local_checkpoint(init, path)] if init and not is_onnx_teacher(init) else []
+    if init and is_onnx_teacher(init) and (start := onnx_start(init)) and resolve_model(init).resolve() not in seen:
+        seen.add(resolve_model(init).resolve())  # a cycle started from an exported model: its card has the cost
+        minutes += start["train_minutes_total"]
+        machines |= {(d, w) for d in start["devices"] for w in start["machines"]}  # read back as two sets
     for t in ck["config"].get("teachers") or []:
         if is_onnx_teacher(t):
             card = load_card(resolve_model(t))
@@ -77,6 +82,12 @@ def lineage(path: Path, seen: set[Path]) -> tuple[float, set[tuple[str, str]]]:
         more, where = lineage(dep, seen)
         minutes, machines = minutes + more, machines | where
     return minutes, machines
+
+
+def onnx_start(model: str) -> dict | None:
+    """The card entry of the single net inside an exported model a run started from (``--init-from X.onnx``)."""
+    members = load_card(resolve_model(model)).get("members", [])
+    return members[0] if len(members) == 1 else None
 
 
 def teacher_words(t: str, run: Path) -> str:
@@ -91,7 +102,12 @@ def member(run: Path) -> dict:
     ck = checkpoint((run / "final.pt").resolve())
     cfg = ck["config"]
     epochs, path, parent = ck["epochs"], run / "final.pt", cfg.get("init_from")
-    while parent and (parent_path := local_checkpoint(parent, path)).is_file():  # epochs of earlier cycles
+    while parent:  # epochs of earlier cycles: their checkpoints, or the card of the exported model started from
+        if is_onnx_teacher(parent):
+            epochs += (onnx_start(parent) or {}).get("epochs_total", 0)
+            break
+        if not (parent_path := local_checkpoint(parent, path)).is_file():
+            break
         pk = checkpoint(parent_path.resolve())
         epochs, path, parent = epochs + pk["epochs"], parent_path, pk["config"].get("init_from")
     minutes, machines = lineage(run / "final.pt", set())
@@ -100,7 +116,9 @@ def member(run: Path) -> dict:
             "train_minutes_total": round(minutes, 1), "device": ck.get("device", "cpu"),
             "machine": ck.get("machine") or cpu_name(), "torch_threads": ck.get("torch_threads"),
             "machines": sorted({words for _, words in machines}), "devices": sorted({d for d, _ in machines}),
-            "teachers": [teacher_words(t, run) for t in cfg.get("teachers") or []]}
+            "teachers": [teacher_words(t, run) for t in cfg.get("teachers") or []],
+            "start": (f"the exported {load_card(resolve_model(parent0)).get('name', 'model')}, weights read back "
+                      f"from its graph") if (parent0 := cfg.get("init_from")) and is_onnx_teacher(parent0) else None}
 
 
 def main() -> None:
@@ -172,6 +190,8 @@ def training_machines(members: list[dict]) -> str:
 def recipe_line(m: dict) -> str:
     c = m["config"]
     start = f"; a further cycle from `{c['init_from']}`" if c.get("init_from") else ""
+    if m.get("start"):
+        start += f" ({m['start']})"
     if m.get("teachers"):
         start += (f"; distilled from {', '.join(f'`{t}`' for t in m['teachers'])} (weight {c['distill_weight']}, "
                   f"temperature {c['distill_temperature']})")
@@ -240,7 +260,8 @@ contrast ±{cfg['augment']['brightness']}, random erasing (p={cfg['augment']['er
 
 Training minutes in all include any earlier cycle and, for a distilled net, its teachers' training.
 
-Reproduce (training wall time {t['wall_time_min']} min in all, on {t['machine']}):
+Reproduce (training steps took {t['wall_time_min']} min in all, every cycle and teacher counted once; data
+loading, teacher scoring and per-epoch PublicTest scoring come on top; on {t['machine']}):
 
 {commands}
     python scripts/release_model.py {runs} --target {c['target']}{' --int8' if 'int8' in c['parity'] else ''} \\

@@ -115,6 +115,53 @@ def test_init_from_starts_from_the_earlier_weights(run, dataset, tmp_path):
     assert not all(torch.equal(start[k], fresh[k]) for k in convs)
 
 
+def _crops(faces: np.ndarray) -> np.ndarray:
+    return center_crop(torch.from_numpy(faces).float().unsqueeze(1)).numpy()
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_net_from_onnx_computes_what_the_exported_graph_computes(int8, run, onnx_model, dataset, tmp_path):
+    """Weights read back from an export (BatchNorm folded, int8 dequantised) give the graph's probabilities,
+    and the restored BatchNorm keeps training-mode features equal to eval-mode ones on its own faces."""
+    from moodlens.train.from_onnx import net_from_onnx
+
+    path = onnx_model[0]
+    if int8:
+        path = tmp_path / "q.onnx"
+        export_onnx(run / "final.pt", path, calibration_faces=dataset.split("Training").images[:64],
+                    int8_min_agreement=0.9)
+    train_crops, faces = _crops(dataset.split("Training").images), dataset.split("PublicTest").images
+    net, card = net_from_onnx(path, train_crops)
+    assert card["config"]["widths"] == list(TINY.widths)
+    got, ref = predict_probs(net, faces, "cpu"), EmotionClassifier(path).predict(faces)
+    if int8:  # the graph also rounds activations to 8 bits; the read-back net keeps them in float
+        assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.9 and np.abs(got - ref).max() < 0.2
+    else:
+        assert np.abs(got - ref).max() <= 1e-4
+    features = []
+    net.features.register_forward_hook(lambda _m, _i, out: features.append(out.clone()))
+    with torch.no_grad():
+        net.eval()(torch.from_numpy(train_crops))
+        net.train()
+        for m in net.modules():
+            if isinstance(m, torch.nn.Dropout2d):
+                m.eval()
+        net(torch.from_numpy(train_crops))
+    torch.testing.assert_close(features[1], features[0], atol=1e-3, rtol=1e-3)
+
+
+def test_init_from_an_onnx_model(run, onnx_model, dataset, tmp_path):
+    from moodlens.train.from_onnx import net_from_onnx
+
+    cfg = replace(TINY, epochs=1, lr=0.0, init_from=str(onnx_model[0]))
+    again = torch.load(train(cfg, dataset, tmp_path / "again"), weights_only=False)["model"]
+    start = net_from_onnx(onnx_model[0], _crops(dataset.split("Training").images[:64]))[0].state_dict()
+    convs = [k for k in start if k.endswith("weight") and start[k].ndim == 4]
+    assert convs and all(torch.equal(start[k], again[k]) for k in convs)
+    with pytest.raises(ValueError, match="widths"):
+        train(replace(cfg, widths=(16, 48)), dataset, tmp_path / "other")
+
+
 def _shuffled_training_labels(dataset):
     """The dataset with its Training labels permuted: nothing left to learn from the labels alone."""
     labels = dataset.labels.copy()

@@ -51,3 +51,22 @@ def test_cost_counts_cycles_and_teachers_once(release, tmp_path):
     assert m["devices"] == ["cpu", "cuda"]
     assert m["teachers"] == [f"{tmp_path / 'ens.onnx'} (ens-int8, scored once on the unaugmented training faces)"]
     assert release.member(runs / "first")["teachers"] == [str(big_a)]
+
+
+def test_a_cycle_started_from_an_exported_model_counts_that_models_cost(release, tmp_path):
+    """``--init-from X.onnx`` (weights read back from a shipped graph): epochs and minutes of the runs behind X
+    come from X's card, once, even when X is also a teacher."""
+    (tmp_path / "prev.onnx").write_bytes(b"not read")
+    (tmp_path / "prev.json").write_text(json.dumps({"name": "prev-int8", "members": [
+        {"run": str(tmp_path / "gone"), "epochs_total": 135, "train_minutes_total": 142.8, "devices": ["cpu", "cuda"],
+         "machines": ["one NVIDIA H200 GPU (several runs shared it)", "a CPU"]}]}))
+    prev = str(tmp_path / "prev.onnx")
+    _run(tmp_path / "runs", "cont", 60.0, init_from=prev, teachers=(prev,))
+    release.checkpoint.cache_clear()
+    m = release.member(tmp_path / "runs" / "cont")
+    assert m["epochs_total"] == 5 + 135
+    assert m["train_minutes_total"] == 60.0 + 142.8
+    assert m["devices"] == ["cpu", "cuda"]
+    assert "a CPU" in m["machines"] and "one NVIDIA H200 GPU (several runs shared it)" in m["machines"]
+    assert m["start"] == "the exported prev-int8, weights read back from its graph"
+    assert "a further cycle from" in release.recipe_line(m) and "(the exported prev-int8" in release.recipe_line(m)

@@ -91,8 +91,10 @@ def train_cmd(
     seed: int = _DEFAULTS["seed"],
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = _DEFAULTS["device"],
     threads: Annotated[int, typer.Option(help="PyTorch CPU threads (0: PyTorch's default).")] = _DEFAULTS["threads"],
-    init_from: Annotated[str | None, typer.Option(help="Start from an earlier run's final.pt weights "
-                                                      "(fresh schedule, optimiser and EMA).")] = None,
+    init_from: Annotated[str | None, typer.Option(help="Start from an earlier run's final.pt weights, or from a "
+                                                      "single-net ONNX model (a shipped name such as 'default', "
+                                                      "or an .onnx path with its .json card); fresh schedule, "
+                                                      "optimiser and EMA.")] = None,
     teacher: Annotated[list[str] | None, typer.Option(help="Distil from this run's final.pt, or from an ONNX model "
                                                            "(a shipped name such as 'accurate', or an .onnx path; "
                                                            "scored once on the unaugmented faces). Repeat for an "
@@ -122,11 +124,11 @@ def train_cmd(
                       train_split=train_split, val_split=val_split, seed=seed, device=device, threads=threads,
                       init_from=init_from, teachers=tuple(teacher or ()), distill_weight=distill_weight,
                       distill_temperature=distill_temperature)
-    shipped = shipped_models()  # a teacher, not --init-from, may be a shipped model's name
-    for path in (*(t for t in teacher or () if t not in shipped), *([init_from] if init_from else [])):
-        if not Path(path).is_file():  # checked before the slow data load
-            raise FileNotFoundError(f"no checkpoint at {path} (--teacher/--init-from take a run's final.pt; "
-                                    f"--teacher also an .onnx file or one of: {', '.join(shipped)})")
+    shipped = shipped_models()  # a teacher or --init-from may be a shipped model's name
+    for path in (*(teacher or ()), *([init_from] if init_from else [])):
+        if path not in shipped and not Path(path).is_file():  # checked before the slow data load
+            raise FileNotFoundError(f"no checkpoint at {path} (--teacher/--init-from take a run's final.pt, "
+                                    f"an .onnx file or one of: {', '.join(shipped)})")
     dataset = load_dataset(data, skip_bad=skip_bad, progress=True)
     result = train(cfg, dataset, out, resume=resume, stop_after_epoch=stop_after_epoch, time_budget_s=time_budget)
     if dataset.skipped:

@@ -161,12 +161,32 @@ class _Stepper:
         return loss.detach(), logits.detach()
 
 
+def initial_weights(cfg: TrainConfig, train_faces: np.ndarray) -> dict[str, torch.Tensor]:
+    """Weights to start a further cycle from (``cfg.init_from``): an earlier run's ``final.pt``/``last.pt``,
+    or a single-net ONNX model (a shipped name or a path; see :mod:`moodlens.train.from_onnx`), whose
+    restored BatchNorm statistics are measured on 4,096 of ``train_faces``."""
+    if not is_onnx_teacher(cfg.init_from):
+        return checkpoint_weights(torch.load(cfg.init_from, map_location="cpu", weights_only=False))
+    from moodlens.train.from_onnx import net_from_onnx
+
+    pick = np.random.default_rng(cfg.seed).permutation(len(train_faces))[:4096]
+    crops = center_crop(torch.from_numpy(train_faces[np.sort(pick)]).float().unsqueeze(1))
+    net, card = net_from_onnx(cfg.init_from, crops.numpy())
+    theirs = TrainConfig.from_dict(card["config"])
+    if (theirs.widths, theirs.convs_per_stage) != (cfg.widths, cfg.convs_per_stage):
+        raise ValueError(f"--init-from {cfg.init_from} is a net with widths {theirs.widths} and "
+                         f"{theirs.convs_per_stage} convs per stage; this run asks for {cfg.widths} and "
+                         f"{cfg.convs_per_stage} (set --widths/--convs-per-stage to match)")
+    return net.state_dict()
+
+
 def _parts(cfg: TrainConfig, dev: torch.device, steps_per_epoch: int, weights: torch.Tensor | None,
-           teachers: list[torch.nn.Module], gen: torch.Generator) -> _Stepper:
-    """Fresh model, EMA, optimiser and one-cycle schedule for ``cfg``."""
+           teachers: list[torch.nn.Module], gen: torch.Generator,
+           init: dict[str, torch.Tensor] | None = None) -> _Stepper:
+    """Fresh model (``init`` weights if given), EMA, optimiser and one-cycle schedule for ``cfg``."""
     model = build_model(cfg)
-    if cfg.init_from:
-        model.load_state_dict(checkpoint_weights(torch.load(cfg.init_from, map_location="cpu", weights_only=False)))
+    if init is not None:
+        model.load_state_dict(init)
     model = model.to(dev, memory_format=torch.channels_last)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
@@ -266,7 +286,8 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
 
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    step = _parts(cfg, dev, steps_per_epoch, weights, teachers, gen)
+    init = initial_weights(cfg, train_set.images) if cfg.init_from and ck is None else None
+    step = _parts(cfg, dev, steps_per_epoch, weights, teachers, gen, init)
     model, ema, opt, sched = step.model, step.ema, step.opt, step.sched
     start_epoch, elapsed = 0, 0.0
 

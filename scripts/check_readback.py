@@ -1,0 +1,45 @@
+"""How faithfully ``--init-from MODEL.onnx`` reads a shipped model back into PyTorch.
+
+    python scripts/check_readback.py --model default --data ../shared/data/fer2013/fer2013.csv.gz
+
+Prints PublicTest accuracy of the exported graph (ONNX Runtime) and of the net read back from it
+(PyTorch, same flip averaging), and how often their top classes agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from moodlens.classifier import EmotionClassifier
+from moodlens.data import load_dataset
+from moodlens.train.config import TrainConfig
+from moodlens.train.loop import initial_weights, predict_probs
+from moodlens.train.model import EmotionNet
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="default", help="shipped name or .onnx path (single net, with its card)")
+    ap.add_argument("--data", required=True)
+    args = ap.parse_args()
+
+    data = load_dataset(args.data)
+    val = data.split("PublicTest")
+    clf = EmotionClassifier(args.model)
+    cfg = TrainConfig.from_dict(clf.card["config"])
+    net = EmotionNet(widths=cfg.widths, convs_per_stage=cfg.convs_per_stage, dropout=cfg.dropout)
+    net.load_state_dict(initial_weights(TrainConfig.from_dict(clf.card["config"] | {"init_from": args.model}),
+                                        data.split("Training").images))
+    graph, back = clf.predict(val.images), predict_probs(net, val.images, "cpu")
+    print(json.dumps({"model": str(args.model), "n": len(val),
+                      "graph_accuracy": round(float((graph.argmax(1) == val.labels).mean()), 4),
+                      "read_back_accuracy": round(float((back.argmax(1) == val.labels).mean()), 4),
+                      "top1_agreement": round(float((graph.argmax(1) == back.argmax(1)).mean()), 4),
+                      "max_abs_diff": round(float(np.abs(graph - back).max()), 4)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
