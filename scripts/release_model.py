@@ -251,7 +251,7 @@ SGD (Nesterov, momentum {cfg['momentum']}, weight decay {cfg['weight_decay']}), 
 ({cfg['warmup_frac']:.0%} warm-up), batch {cfg['batch_size']}, label smoothing {cfg['label_smoothing']},
 exponential moving average of weights (decay {cfg['ema_decay']}; the EMA weights ship).
 Augmentation per batch: random shift ±{cfg['augment']['max_shift_px']} px, rotation
-±{cfg['augment']['max_rotation_deg']}°, scale {cfg['augment']['scale_range']}, horizontal flip, brightness and
+±{cfg['augment']['max_rotation_deg']}°, scale {tuple(cfg['augment']['scale_range'])}, horizontal flip, brightness and
 contrast ±{cfg['augment']['brightness']}, random erasing (p={cfg['augment']['erase_prob']}).
 
 | run | widths | params | epochs (this cycle) | peak lr | dropout | balancing | epochs in all | train min in all |
