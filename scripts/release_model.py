@@ -184,7 +184,7 @@ def main() -> None:
 
 def training_machines(members: list[dict]) -> str:
     """Where the members, their earlier cycles and their teachers were trained, in words."""
-    return ", ".join(sorted({w for m in members for w in m["machines"]}))
+    return "; ".join(sorted({w for m in members for w in m["machines"]}))
 
 
 def recipe_line(m: dict) -> str:
