@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from moodlens.classifier import EmotionClassifier, shipped_models
 from moodlens.machine import faces_per_second, machine_facts
+from moodlens.recognition.classifier import EmotionClassifier, shipped_models
 
 
 def torch_predictor(checkpoints: list[Path] | None, card: dict[str, Any], threads: int):

@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import skimage.data
 
-from moodlens.analyzer import Analyzer
-from moodlens.detect import DETECTORS, DetectorUnavailable, create_detector
 from moodlens.machine import machine_facts
+from moodlens.recognition.analyzer import Analyzer
+from moodlens.recognition.detect import DETECTORS, DetectorUnavailable, create_detector
 from moodlens.video import Frame, VideoAnalyzer
 
 

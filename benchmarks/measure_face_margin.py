@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from moodlens.classifier import EmotionClassifier
-from moodlens.data import read_csv
-from moodlens.detect import create_detector
-from moodlens.preprocess import crop_face
+from moodlens.dataset.readers import read_csv
+from moodlens.recognition.classifier import EmotionClassifier
+from moodlens.recognition.detect import create_detector
+from moodlens.recognition.preprocess import crop_face
 from moodlens.spec import IMAGE_SIZE
 
 

@@ -13,8 +13,8 @@ import json
 
 import numpy as np
 
-from moodlens.classifier import EmotionClassifier
-from moodlens.data import load_dataset
+from moodlens.dataset.readers import load_dataset
+from moodlens.recognition.classifier import EmotionClassifier
 from moodlens.train.config import TrainConfig
 from moodlens.train.loop import initial_weights, predict_probs
 from moodlens.train.model import EmotionNet

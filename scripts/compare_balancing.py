@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-from moodlens.data import load_dataset
+from moodlens.dataset.readers import load_dataset
 from moodlens.spec import EMOTIONS
 from moodlens.train.loop import BALANCING, TrainConfig, build_model, predict_probs, train
 

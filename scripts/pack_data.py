@@ -6,7 +6,7 @@
 
 import sys
 
-from moodlens.data import load_dataset, save_packed
+from moodlens.dataset.readers import load_dataset, save_packed
 
 if __name__ == "__main__":
     src, dst = sys.argv[1:3]

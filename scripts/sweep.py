@@ -58,7 +58,7 @@ def job_config(job: dict, out: Path) -> dict | None:
 def worker(spec: dict) -> None:
     from dataclasses import asdict
 
-    from moodlens.data import load_dataset
+    from moodlens.dataset.readers import load_dataset
     from moodlens.train.config import TrainConfig
     from moodlens.train.loop import train
 

@@ -8,7 +8,7 @@ import numpy as np
 import skimage.data
 from events_media import background, face_sprite
 
-from moodlens.track import iou_matrix
+from moodlens.recognition.track import iou_matrix
 
 
 def astronaut_bgr() -> np.ndarray:

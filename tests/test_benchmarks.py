@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_bench_classifier_compares_every_shipped_model_with_pytorch(tmp_path):
     pytest.importorskip("torch")
-    from moodlens.classifier import shipped_models
+    from moodlens.recognition.classifier import shipped_models
 
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_classifier.py"), "--seconds", "0.3",

@@ -115,7 +115,7 @@ def test_train_rejects_bad_options(synthetic_fer_csv_gz, tmp_path):
 
 def test_models_are_named_or_paths(synthetic_fer_csv_gz, tmp_path):
     """Shipped models resolve by name; an unknown name is a clear error that lists the shipped ones."""
-    from moodlens.classifier import default_model_path, resolve_model, shipped_models
+    from moodlens.recognition.classifier import default_model_path, resolve_model, shipped_models
 
     shipped = shipped_models()
     assert shipped["default"] == default_model_path() == resolve_model(None) == resolve_model("default")
@@ -149,7 +149,8 @@ def test_without_torch_train_says_how_to_install_it(synthetic_fer_csv_gz, tmp_pa
 
 
 def test_runtime_and_cli_do_not_import_torch():
-    code = ("import sys, moodlens.cli, moodlens.evaluate, moodlens.explore, moodlens.classifier, "
+    code = ("import sys, moodlens.cli, moodlens.dataset.evaluate, moodlens.dataset.explore, "
+            "moodlens.recognition.classifier, "
             "moodlens.train.config; print('torch' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "False", proc.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fer_synthetic import synthetic_faces, write_fer_csv
 
-from moodlens.data import DataError, describe, load_dataset, read_csv, read_image_folders
+from moodlens.dataset.readers import DataError, describe, load_dataset, read_csv, read_image_folders
 from moodlens.spec import EMOTIONS
 
 GOOD = " ".join(["7"] * 2304)
@@ -185,7 +185,7 @@ def test_folder_without_split_folders(tmp_path, faces):
 
 
 def test_packed_round_trip_and_bad_packed_file(tmp_path, faces):
-    from moodlens.data import save_packed
+    from moodlens.dataset.readers import save_packed
 
     images, labels = faces
     splits = ["Training"] * 14 + ["PublicTest"] * 7

@@ -132,3 +132,23 @@ def test_url_forms(tmp_path):
     assert normalize_db_url("postgresql://u:p@h:5432/db") == "postgresql+psycopg://u:p@h:5432/db"
     assert normalize_db_url(tmp_path / "a.db") == f"sqlite:///{tmp_path / 'a.db'}"
     assert normalize_db_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_store_made_by_an_earlier_version_gains_new_columns(tmp_path):
+    """Opening an older database adds the columns this version has and keeps its rows."""
+    import sqlite3
+
+    from moodlens.events.store import Source
+
+    db = tmp_path / "old.db"
+    with EventStore(db) as store:
+        store.create_event("gala")
+        store.open_source("gala", "video", "/v.mp4", label="v.mp4")
+    con = sqlite3.connect(db)
+    con.execute("ALTER TABLE sources DROP COLUMN tracking")
+    con.commit()
+    con.close()
+    with EventStore(db) as store:
+        (src,) = store.sources("gala")
+        assert src.label == "v.mp4" and src.tracking == ""
+    assert "tracking" in {c.name for c in Source.__table__.columns}

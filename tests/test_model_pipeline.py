@@ -17,16 +17,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from moodlens.classifier import EmotionClassifier  # noqa: E402
-from moodlens.data import load_dataset  # noqa: E402
-from moodlens.evaluate import (  # noqa: E402
+from moodlens.dataset.evaluate import (  # noqa: E402
     apply_temperature,
     compute_metrics,
     evaluate,
     expected_calibration_error,
     fit_temperature,
 )
-from moodlens.preprocess import to_model_input  # noqa: E402
+from moodlens.dataset.readers import load_dataset  # noqa: E402
+from moodlens.recognition.classifier import EmotionClassifier  # noqa: E402
+from moodlens.recognition.preprocess import to_model_input  # noqa: E402
 from moodlens.spec import EMOTIONS  # noqa: E402
 from moodlens.train.augment import center_crop  # noqa: E402
 from moodlens.train.export import PARITY_TOLERANCE, export_onnx, load_checkpoint  # noqa: E402

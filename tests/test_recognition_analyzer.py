@@ -11,10 +11,10 @@ import skimage.data
 from recognition_media import astronaut_bgr, group_photo, match_boxes
 
 import moodlens
-from moodlens.analyzer import Analyzer
-from moodlens.annotate import BlurAnnotator, BoxAnnotator, LabelAnnotator, ScoreBarAnnotator, annotate
-from moodlens.detect import DETECTORS, DetectorUnavailable, create_detector
-from moodlens.imageio import ImageError, load_image
+from moodlens.recognition.analyzer import Analyzer
+from moodlens.recognition.annotate import BlurAnnotator, BoxAnnotator, LabelAnnotator, ScoreBarAnnotator, annotate
+from moodlens.recognition.detect import DETECTORS, DetectorUnavailable, create_detector
+from moodlens.recognition.imageio import ImageError, load_image
 from moodlens.spec import EMOTION_COLORS_BGR, EMOTIONS
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from recognition_media import astronaut_bgr
 
-from moodlens.imageio import ImageError, iter_image_paths, load_image
+from moodlens.recognition.imageio import ImageError, iter_image_paths, load_image
 
 
 @pytest.fixture(scope="module")

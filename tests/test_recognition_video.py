@@ -11,10 +11,10 @@ import pytest
 from recognition_media import moving_faces_frames, write_video
 from typer.testing import CliRunner
 
-from moodlens.analyzer import Analyzer
 from moodlens.cli import app
-from moodlens.results import Faces
-from moodlens.track import FaceTracker
+from moodlens.recognition.analyzer import Analyzer
+from moodlens.recognition.faces import Faces
+from moodlens.recognition.track import FaceTracker
 from moodlens.video import ProbSmoother, VideoError, analyze_video, run_camera
 
 

@@ -20,7 +20,8 @@ import pytest
 from fastapi.testclient import TestClient
 from skimage import data
 
-from moodlens.classifier import default_model_path
+from moodlens.recognition.classifier import default_model_path
+from moodlens.settings import AnalysisSettings
 from moodlens.spec import EMOTIONS
 from moodlens.web import create_app
 
@@ -310,7 +311,7 @@ def _model_copy(tmp_path: Path, card_update: dict) -> Path:
 def test_model_endpoint_reports_card_metrics(tmp_path):
     model = _model_copy(tmp_path, {"name": "fer-test", "version": "7",
                                    "metrics": {"publictest": {"accuracy": 0.712, "macro_f1": 0.68}}})
-    with TestClient(create_app(model=model, workers=1)) as c:
+    with TestClient(create_app(AnalysisSettings(model=model), workers=1)) as c:
         info = c.get("/api/v1/model").json()
         page = c.get("/").text
     assert (info["name"], info["version"], info["classes"]) == ("fer-test", "7", list(EMOTIONS))
@@ -320,7 +321,7 @@ def test_model_endpoint_reports_card_metrics(tmp_path):
 
 
 def test_model_endpoint_without_metrics_says_null(tmp_path):
-    with TestClient(create_app(model=_model_copy(tmp_path, {}), workers=1)) as c:
+    with TestClient(create_app(AnalysisSettings(model=_model_copy(tmp_path, {})), workers=1)) as c:
         info = c.get("/api/v1/model").json()
         assert c.get("/").status_code == 200
     assert info["metrics"]["accuracy"] is None and info["metrics"]["macro_f1"] is None

@@ -13,11 +13,11 @@ __all__ = ["EMOTIONS", "Analyzer", "Faces", "__version__"]
 def __getattr__(name: str) -> Any:
     # Lazy, so `import moodlens` stays cheap (no OpenCV / ONNX Runtime until used).
     if name == "Analyzer":
-        from moodlens.analyzer import Analyzer
+        from moodlens.recognition.analyzer import Analyzer
 
         return Analyzer
     if name == "Faces":
-        from moodlens.results import Faces
+        from moodlens.recognition.faces import Faces
 
         return Faces
     raise AttributeError(f"module 'moodlens' has no attribute {name!r}")

@@ -13,8 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from moodlens.analyzer import Analyzer
-from moodlens.annotate import annotate
+from moodlens.recognition.analyzer import Analyzer
+from moodlens.recognition.annotate import annotate
 
 
 def sample_photos() -> dict[str, np.ndarray]:

@@ -1,6 +1,6 @@
 """Video files and live cameras: detect (every N frames), track, smooth per track, summarise.
 
-Faces are tracked by box geometry only (:class:`moodlens.track.FaceTracker`); between detection
+Faces are tracked by box geometry only (:class:`moodlens.recognition.track.FaceTracker`); between detection
 frames the boxes follow the image by sparse optical flow, and every frame is classified (cheap).
 Per-track probabilities are smoothed with an exponential moving average.
 """
@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from moodlens.analyzer import Analyzer
-from moodlens.preprocess import to_gray
-from moodlens.results import Faces
+from moodlens.recognition.analyzer import Analyzer
+from moodlens.recognition.faces import Faces
+from moodlens.recognition.preprocess import to_gray
+from moodlens.recognition.track import FaceTracker
 from moodlens.spec import EMOTIONS, NUM_CLASSES
-from moodlens.track import FaceTracker
 
 #: Consecutive failed reads after which a camera counts as gone.
 CAMERA_READ_FAILURES: int = 30
@@ -282,7 +282,7 @@ class VideoAnalyzer:
         return self.summary
 
 
-#: Columns of :meth:`moodlens.results.Faces.to_records` rows.
+#: Columns of :meth:`moodlens.recognition.faces.Faces.to_records` rows.
 FACE_FIELDS = ["face", "track_id", "x", "y", "w", "h", "detector_score", "emotion", "confidence", *EMOTIONS]
 #: Columns of video and camera CSV files: a timestamp on every row.
 CSV_FIELDS = ["frame", "time_s", *FACE_FIELDS]
@@ -325,7 +325,7 @@ def analyze_video(path: str | Path, analyzer: Analyzer | None = None, *, out: st
     A video that stops before its announced frame count is analysed up to there and the summary says so
     (``ended_early``); one that cannot be opened raises :class:`VideoError`.
     """
-    from moodlens.annotate import annotate
+    from moodlens.recognition.annotate import annotate
 
     analyzer = analyzer or Analyzer()
     cap, fps, expected = open_video(path)
@@ -394,7 +394,7 @@ def run_camera(index: int | str = 0, analyzer: Analyzer | None = None, *, headle
     Stops on q/Esc in the window, Ctrl+C, after ``max_frames``, or when the camera disappears
     (then the summary's ``ended_early`` says so and everything seen so far is kept).
     """
-    from moodlens.annotate import annotate, draw_text
+    from moodlens.recognition.annotate import annotate, draw_text
 
     if not headless:
         reason = display_available()

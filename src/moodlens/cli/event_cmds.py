@@ -15,9 +15,10 @@ from typing import Annotated
 import typer
 
 from moodlens.cli.errors import user_errors
-from moodlens.cli.options import ModelOpt
+from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, analysis_settings
 from moodlens.events.report import REPORT_FORMATS
 from moodlens.events.store import EventExists, EventNotFound, EventStore
+from moodlens.settings import DEFAULTS, MIN_GROUP_SIZE
 
 event_app = typer.Typer(help="Private, aggregate feedback for events: ingest streams and photos, write reports.",
                         no_args_is_help=True)
@@ -73,9 +74,10 @@ def ingest_cmd(
                                                     "(one person) ends.")] = 1.0,
     start: Annotated[str | None, typer.Option(help="Video only: wall-clock time of its first frame (ISO). "
                                               "Default: the event start, else file time minus duration.")] = None,
-    model: ModelOpt = "default",
-    detector: Annotated[str, typer.Option(help="Face detector: auto, yunet or centerface.")] = "auto",
-    min_confidence: Annotated[float, typer.Option(help="Least detector score of a face.")] = 0.6,
+    model: ModelOpt = DEFAULTS.model,
+    detector: DetectorOpt = DEFAULTS.detector,
+    min_confidence: ConfOpt = DEFAULTS.min_confidence,
+    max_side: MaxSideOpt = DEFAULTS.max_side,
     commit_interval_s: Annotated[float, typer.Option(help="Most seconds between database commits.")] = 1.0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     db: DbOpt = None,
@@ -88,7 +90,10 @@ def ingest_cmd(
     if len(chosen) != 1:
         raise ValueError("give exactly one of --video FILE, --camera INDEX or --photos DIR"
                          + (f" (got {', '.join(chosen)})" if chosen else ""))
-    common = {"every": every, "model": model, "detector": detector, "min_confidence": min_confidence,
+    from moodlens.recognition.analyzer import Analyzer
+
+    analyzer = Analyzer(analysis_settings(model, detector, min_confidence, max_side))
+    common = {"every": every, "analyzer": analyzer,
               "commit_interval_s": commit_interval_s, "progress": progress}
     # SIGTERM (service stop, `kill`) ends the ingest like Ctrl-C: the last batch is committed first.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -111,7 +116,8 @@ def report_cmd(
     out: Annotated[Path, typer.Option(help="Folder for report.html / report.json / CSV files.")],
     formats: Annotated[str, typer.Option("--format", help=f"Comma-separated: {','.join(REPORT_FORMATS)}.")] = ",".join(
         REPORT_FORMATS),
-    min_group_size: Annotated[int, typer.Option(help="Groups with fewer people are not broken out.")] = 5,
+    min_group_size: Annotated[int, typer.Option(help="Groups with fewer people are not broken out.")
+                              ] = MIN_GROUP_SIZE,
     bin_minutes: Annotated[int, typer.Option(help="Width of the time bins, in minutes.")] = 1,
     model: Annotated[str, typer.Option(help="Model whose card gives the accuracy printed on the report.")] = "default",
     db: DbOpt = None,

@@ -15,7 +15,7 @@ import typer
 
 from moodlens.cli.errors import fail, user_errors
 from moodlens.cli.options import ModelOpt
-from moodlens.data import DataError
+from moodlens.dataset.readers import DataError
 from moodlens.train.config import BALANCING, TrainConfig
 
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name != "augment"}
@@ -52,7 +52,7 @@ def data_explore(
     seed: Annotated[int, typer.Option(help="Seed of the random sample of faces.")] = 0,
 ) -> None:
     """Class counts per split (table + bar chart), sample faces per class, summary JSON."""
-    from moodlens.explore import class_count_table, explore
+    from moodlens.dataset.explore import class_count_table, explore
 
     summary = explore(data, out, skip_bad=skip_bad, samples_per_class=samples_per_class, seed=seed)
     typer.echo(class_count_table({s: v["counts"] for s, v in summary["splits"].items()}))
@@ -108,8 +108,8 @@ def train_cmd(
 ) -> None:
     """Train the emotion CNN with the default recipe (or the options given); checkpoint every epoch."""
     _require_torch("train")
-    from moodlens.classifier import shipped_models
-    from moodlens.data import load_dataset
+    from moodlens.dataset.readers import load_dataset
+    from moodlens.recognition.classifier import shipped_models
     from moodlens.train.loop import train
 
     if device not in ("cpu", "cuda"):
@@ -150,7 +150,7 @@ def evaluate_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the random choice of example faces.")] = 0,
 ) -> None:
     """Accuracy, per-class precision/recall/F1, macro-F1, calibration, confusion matrix, example grids."""
-    from moodlens.evaluate import evaluate
+    from moodlens.dataset.evaluate import evaluate
 
     report = evaluate(data, model=model, split=split, out=out, json_file=json_file, skip_bad=skip_bad,
                       examples_per_class=examples_per_class, seed=seed)
@@ -180,7 +180,7 @@ def export_cmd(
 ) -> None:
     """Export a checkpoint (or an ensemble) to ONNX and check it against PyTorch (max |dp| <= 1e-4)."""
     _require_torch("export")
-    from moodlens.data import load_dataset
+    from moodlens.dataset.readers import load_dataset
     from moodlens.train.export import calibration_sample, export_onnx
 
     for c in checkpoint:

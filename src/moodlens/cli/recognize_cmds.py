@@ -9,21 +9,19 @@ from typing import Annotated
 import typer
 
 from moodlens.cli.errors import fail
-from moodlens.cli.options import ModelOpt
+from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, analysis_settings
+from moodlens.settings import DEFAULTS
 
-DetectorOpt = Annotated[str, typer.Option(help="Face detector: auto, yunet or centerface.")]
-ConfOpt = Annotated[float, typer.Option(help="Least detector score for a face.")]
-MaxSideOpt = Annotated[int, typer.Option(help="Long side images are scaled down to for detection.")]
 EveryOpt = Annotated[int, typer.Option(min=1, help="Run the detector every N frames; track in between.")]
 SmoothOpt = Annotated[float, typer.Option(min=0.01, max=1.0, help="Weight of the newest frame per track (1 = off).")]
 
 
 def _analyzer(model: str, detector: str, min_confidence: float, max_side: int):  # noqa: ANN202
-    from moodlens.analyzer import Analyzer
-    from moodlens.detect import DetectorUnavailable
+    from moodlens.recognition.analyzer import Analyzer
+    from moodlens.recognition.detect import DetectorUnavailable
 
     try:
-        return Analyzer(model=model, detector=detector, min_confidence=min_confidence, max_side=max_side)
+        return Analyzer(analysis_settings(model, detector, min_confidence, max_side))
     except (DetectorUnavailable, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from exc
 
@@ -35,15 +33,15 @@ def analyze(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write one row per face here.")] = None,
     scores: Annotated[bool, typer.Option(help="Draw per-face score bars in annotated copies.")] = False,
     blur: Annotated[bool, typer.Option(help="Blur faces in annotated copies.")] = False,
-    model: ModelOpt = "default",
-    detector: DetectorOpt = "auto",
-    min_confidence: ConfOpt = 0.6,
-    max_side: MaxSideOpt = 1280,
+    model: ModelOpt = DEFAULTS.model,
+    detector: DetectorOpt = DEFAULTS.detector,
+    min_confidence: ConfOpt = DEFAULTS.min_confidence,
+    max_side: MaxSideOpt = DEFAULTS.max_side,
 ) -> None:
     """Find every face in photos and classify its expression (failures are reported and skipped)."""
     import cv2
 
-    from moodlens.annotate import annotate
+    from moodlens.recognition.annotate import annotate
     from moodlens.video import FACE_FIELDS, CsvWriter
 
     analyzer = _analyzer(model, detector, min_confidence, max_side)
@@ -84,10 +82,10 @@ def video(
     smoothing: SmoothOpt = 0.4,
     scores: Annotated[bool, typer.Option(help="Draw per-face score bars.")] = False,
     blur: Annotated[bool, typer.Option(help="Blur faces in the annotated copy.")] = False,
-    model: ModelOpt = "default",
-    detector: DetectorOpt = "auto",
-    min_confidence: ConfOpt = 0.6,
-    max_side: MaxSideOpt = 1280,
+    model: ModelOpt = DEFAULTS.model,
+    detector: DetectorOpt = DEFAULTS.detector,
+    min_confidence: ConfOpt = DEFAULTS.min_confidence,
+    max_side: MaxSideOpt = DEFAULTS.max_side,
 ) -> None:
     """Analyse a video file: faces tracked across frames, per-track and overall summary."""
     from moodlens.video import VideoError, analyze_video
@@ -111,10 +109,10 @@ def camera(
     every: EveryOpt = 1,
     smoothing: SmoothOpt = 0.4,
     scores: Annotated[bool, typer.Option(help="Draw per-face score bars.")] = False,
-    model: ModelOpt = "default",
-    detector: DetectorOpt = "auto",
-    min_confidence: ConfOpt = 0.6,
-    max_side: MaxSideOpt = 1280,
+    model: ModelOpt = DEFAULTS.model,
+    detector: DetectorOpt = DEFAULTS.detector,
+    min_confidence: ConfOpt = DEFAULTS.min_confidence,
+    max_side: MaxSideOpt = DEFAULTS.max_side,
 ) -> None:
     """Live camera: a window with boxes, labels and FPS (q or Esc quits), or --headless to write results."""
     from moodlens.video import VideoError, run_camera

@@ -7,18 +7,19 @@ from typing import Annotated
 
 import typer
 
-from moodlens.cli.options import ModelOpt
-from moodlens.imageio import MAX_PIXELS
+from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, analysis_settings
+from moodlens.recognition.imageio import MAX_PIXELS
+from moodlens.settings import DEFAULTS
 
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 exposes it to the network).")
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    model: ModelOpt = "default",
-    detector: Annotated[str, typer.Option(help="Face detector: auto, yunet or centerface.")] = "auto",
-    min_confidence: Annotated[float, typer.Option(help="Detector score a face needs.")] = 0.6,
-    max_side: Annotated[int, typer.Option(help="Long side images are scaled to for detection.")] = 1280,
+    model: ModelOpt = DEFAULTS.model,
+    detector: DetectorOpt = DEFAULTS.detector,
+    min_confidence: ConfOpt = DEFAULTS.min_confidence,
+    max_side: MaxSideOpt = DEFAULTS.max_side,
     max_upload_mb: Annotated[float, typer.Option(help="Largest request body (all files together), in MB.")] = 20.0,
     max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (guards against decompression "
                                                  "bombs).")] = MAX_PIXELS,
@@ -34,8 +35,8 @@ def serve(
     """Serve the photo upload page, the live camera page and the JSON API (OpenAPI docs at /docs)."""
     from moodlens.web import serve as run_server
 
-    run_server(host=host, port=port, model=model, detector=detector, min_confidence=min_confidence,
-               max_side=max_side, max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_files=max_files,
+    run_server(host=host, port=port, settings=analysis_settings(model, detector, min_confidence, max_side),
+               max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_files=max_files,
                workers=workers, max_queue=max_queue, save_dir=save_dir)
 
 

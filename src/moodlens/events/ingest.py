@@ -21,15 +21,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from moodlens.events.store import PROB_COLUMNS, EventStore, Source, to_utc_naive, utcnow
-from moodlens.results import Faces
-from moodlens.track import FaceTracker
+from moodlens.recognition.faces import Faces
+from moodlens.recognition.track import FaceTracker
+
+if TYPE_CHECKING:  # the Analyzer loads ONNX models: imported only when one is made
+    from moodlens.recognition.analyzer import Analyzer
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 #: Frame rate assumed when a video file does not say.
@@ -49,7 +52,7 @@ class IngestResult:
     resumed_from: int | None = None
     finished: bool = False
     skipped: int = 0
-    #: (file name, reason, :class:`~moodlens.imageio.ImageError` kind) of each photo that could not be read.
+    #: (file name, reason, :class:`~moodlens.recognition.imageio.ImageError` kind) of each photo that could not be read.
     errors: list[tuple[str, str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -64,10 +67,10 @@ class IngestResult:
         return text + ("" if self.finished else "; stopped before the end (run the same command to resume)")
 
 
-def _default_analyzer(**kwargs: Any):  # noqa: ANN202 - Analyzer is imported lazily (loads ONNX models)
-    from moodlens.analyzer import Analyzer
+def _default_analyzer() -> Analyzer:
+    from moodlens.recognition.analyzer import Analyzer
 
-    return Analyzer(**kwargs)
+    return Analyzer()
 
 
 def _model_name(analyzer: Any) -> str:
@@ -192,9 +195,8 @@ def _check_every(every: int) -> None:
 
 
 def ingest_video(store: EventStore, event: str, video: str | Path, every: int = 1, start: datetime | None = None,
-                 track_gap_s: float = 1.0, analyzer: Any = None, model: str = "default", detector: str = "auto",
-                 min_confidence: float = 0.6, commit_interval_s: float = 1.0, progress: bool = True,
-                 stop: threading.Event | None = None) -> IngestResult:
+                 track_gap_s: float = 1.0, analyzer: Analyzer | None = None, commit_interval_s: float = 1.0,
+                 progress: bool = True, stop: threading.Event | None = None) -> IngestResult:
     """Analyse a video file into ``event``; running it again on the same file resumes an unfinished ingest.
 
     ``every``: analyse every Nth frame. ``start``: wall-clock time of the first frame (default: the
@@ -233,7 +235,7 @@ def ingest_video(store: EventStore, event: str, video: str | Path, every: int = 
     if src.frames_done > 0:
         first = rewind_to_quiet_frame(store, src, max_age)
         result.resumed_from = first
-    analyzer = analyzer or _default_analyzer(model=model, detector=detector, min_confidence=min_confidence)
+    analyzer = analyzer or _default_analyzer()
     store.update_source(src.id, model=_model_name(analyzer))
 
     def frames() -> Iterator[tuple[int, datetime, np.ndarray]]:
@@ -264,9 +266,9 @@ def ingest_video(store: EventStore, event: str, video: str | Path, every: int = 
 
 
 def ingest_camera(store: EventStore, event: str, camera: int = 0, every: int = 1, track_gap_s: float = 1.0,
-                  analyzer: Any = None, model: str = "default", detector: str = "auto", min_confidence: float = 0.6,
-                  commit_interval_s: float = 1.0, progress: bool = True, stop: threading.Event | None = None,
-                  max_frames: int | None = None, capture: Any = None) -> IngestResult:
+                  analyzer: Analyzer | None = None, commit_interval_s: float = 1.0, progress: bool = True,
+                  stop: threading.Event | None = None, max_frames: int | None = None,
+                  capture: Any = None) -> IngestResult:
     """Analyse a live camera until stopped (Ctrl-C, ``stop`` set, ``max_frames`` read or the event's end).
 
     Frames are timestamped when read. Restarting continues the same source; a person in view during
@@ -284,7 +286,7 @@ def ingest_camera(store: EventStore, event: str, camera: int = 0, every: int = 1
                         started_at=src.started_at or utcnow())
     ev = store.get_event(event)
     result = IngestResult(event, f"camera {camera}", "camera", resumed_from=src.frames_done or None)
-    analyzer = analyzer or _default_analyzer(model=model, detector=detector, min_confidence=min_confidence)
+    analyzer = analyzer or _default_analyzer()
     store.update_source(src.id, model=_model_name(analyzer))
     first = src.frames_done
 
@@ -367,9 +369,9 @@ def photo_time(path: Path | None, data: bytes | None = None) -> datetime | None:
     return None
 
 
-def ingest_photos(store: EventStore, event: str, photos: str | Path, every: int = 1, analyzer: Any = None,
-                  model: str = "default", detector: str = "auto", min_confidence: float = 0.6,
-                  commit_interval_s: float = 1.0, progress: bool = True) -> IngestResult:
+def ingest_photos(store: EventStore, event: str, photos: str | Path, every: int = 1,
+                  analyzer: Analyzer | None = None, commit_interval_s: float = 1.0,
+                  progress: bool = True) -> IngestResult:
     """Analyse every ``every``-th photo of a folder; each face found counts as one person.
 
     Unreadable files are skipped with a warning naming them. Re-running resumes after the last committed
@@ -381,7 +383,7 @@ def ingest_photos(store: EventStore, event: str, photos: str | Path, every: int 
     root = Path(photos).expanduser().resolve()
     src = store.open_source(event, "photos", str(root), label=root.name, every=every, frames_total=len(files))
     result = IngestResult(event, root.name, "photos", resumed_from=src.frames_done or None)
-    analyzer = analyzer or _default_analyzer(model=model, detector=detector, min_confidence=min_confidence)
+    analyzer = analyzer or _default_analyzer()
     store.update_source(src.id, frames_total=len(files), model=_model_name(analyzer),
                         tracking="photos: every face in every photo counts as one person")
     items = ((i, f, None) for i, f in enumerate(files) if i >= src.frames_done)
@@ -389,7 +391,7 @@ def ingest_photos(store: EventStore, event: str, photos: str | Path, every: int 
 
 
 def ingest_images(store: EventStore, event: str, images: list[tuple[str, bytes]], batch: str = "upload",
-                  analyzer: Any = None) -> IngestResult:
+                  analyzer: Analyzer | None = None) -> IngestResult:
     """Analyse uploaded images (name, bytes) into ``event`` as one ``upload`` source per batch name."""
     src = store.open_source(event, "upload", batch, label=batch,
                             tracking="photos: every face in every photo counts as one person")
@@ -402,7 +404,7 @@ def ingest_images(store: EventStore, event: str, images: list[tuple[str, bytes]]
 
 def _run_photos(store: EventStore, src: Source, items: Iterable[tuple[int, Path, bytes | None]], analyzer: Any,
                 result: IngestResult, total: int | None, commit_interval_s: float, progress: bool) -> IngestResult:
-    from moodlens.imageio import MAX_PIXELS, ImageError, decode_image
+    from moodlens.recognition.imageio import MAX_PIXELS, ImageError, decode_image
 
     numbers = _TrackNumbers(store.max_track(src.id) + 1)
     writer = _BatchWriter(store, src.id, commit_interval_s)

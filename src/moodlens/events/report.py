@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from moodlens.events.store import PROB_COLUMNS, EventStore, utcnow
+from moodlens.settings import MIN_GROUP_SIZE
 from moodlens.spec import EMOTIONS, VALENCE
 
 REPORT_FORMATS = ("html", "csv", "json")
@@ -170,7 +171,7 @@ def model_summary(card: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def load_model_card(model: str | Path | None = "default") -> dict[str, Any]:
-    from moodlens.classifier import load_card, resolve_model
+    from moodlens.recognition.classifier import load_card, resolve_model
 
     try:
         return load_card(resolve_model(model))
@@ -178,7 +179,7 @@ def load_model_card(model: str | Path | None = "default") -> dict[str, Any]:
         return {}
 
 
-def build_report(store: EventStore, event_name: str, min_group_size: int = 5, bin_minutes: int = 1,
+def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_GROUP_SIZE, bin_minutes: int = 1,
                  model: str | Path | None = "default", model_card: dict[str, Any] | None = None) -> EventReport:
     """Aggregate an event: totals, expression mix, timeline, sources, peaks, model caveats."""
     if min_group_size < 1:

@@ -193,6 +193,33 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.close()
 
 
+def _add_missing_columns(engine: Engine) -> list[str]:
+    """Bring a store made by an earlier version up to date: add the columns it lacks.
+
+    Only nullable columns or columns with a plain default are ever added to existing tables, so
+    old rows stay valid; returns ``table.column`` of each column added.
+    """
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(engine)
+    added = []
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                default = column.default.arg if column.default is not None and column.default.is_scalar else None
+                clause = f" DEFAULT {default!r}" if isinstance(default, (int, float, str)) else ""
+                if isinstance(default, bool):
+                    clause = f" DEFAULT {'1' if default else '0'}" if engine.dialect.name == "sqlite" else \
+                        f" DEFAULT {str(default).upper()}"
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{clause}'))
+                added.append(f"{table.name}.{column.name}")
+    return added
+
+
 class EventStore:
     """All persistent event data behind one small API (SQLite or PostgreSQL)."""
 
@@ -207,6 +234,7 @@ class EventStore:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if create:
             Base.metadata.create_all(self.engine)
+            _add_missing_columns(self.engine)
 
     def __repr__(self) -> str:
         return f"EventStore({make_url(self.url).render_as_string(hide_password=True)!r})"

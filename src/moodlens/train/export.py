@@ -40,7 +40,7 @@ def export_onnx(checkpoint: str | Path | list[str | Path], out: str | Path, *, f
     """
     import onnxruntime as ort
 
-    from moodlens.preprocess import to_model_input
+    from moodlens.recognition.preprocess import to_model_input
 
     paths = [Path(c) for c in (checkpoint if isinstance(checkpoint, list) else [checkpoint])]
     loaded = [load_checkpoint(c) for c in paths]
@@ -99,7 +99,7 @@ def quantize_int8(float_model: Path, out: Path, calibration_faces: np.ndarray,
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from moodlens.preprocess import to_model_input
+    from moodlens.recognition.preprocess import to_model_input
 
     calib = to_model_input(calibration_faces)
 

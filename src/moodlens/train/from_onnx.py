@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from moodlens.classifier import load_card, resolve_model
+from moodlens.recognition.classifier import load_card, resolve_model
 from moodlens.train.config import TrainConfig
 from moodlens.train.model import EmotionNet
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from moodlens.data import FaceDataset
+from moodlens.dataset.readers import FaceDataset
 from moodlens.spec import NUM_CLASSES
 from moodlens.train.augment import augment, center_crop
 from moodlens.train.config import BALANCING, AugmentConfig, TrainConfig
@@ -90,7 +90,7 @@ def load_checkpoint(path: str | Path) -> tuple[EmotionNet, dict]:
 
 def is_onnx_teacher(teacher: str) -> bool:
     """A teacher given as an ONNX model (a shipped name such as ``accurate``, or an ``.onnx`` path)."""
-    from moodlens.classifier import shipped_models
+    from moodlens.recognition.classifier import shipped_models
 
     return teacher.endswith(".onnx") or teacher in shipped_models()
 
@@ -104,7 +104,7 @@ def onnx_teacher_probs(teachers: list[str], faces: np.ndarray, cache: Path) -> n
         with np.load(cache) as saved:
             if list(saved["teachers"]) == teachers and saved["probs"].shape == (len(faces), NUM_CLASSES):
                 return saved["probs"]
-    from moodlens.classifier import EmotionClassifier
+    from moodlens.recognition.classifier import EmotionClassifier
 
     probs = np.zeros((len(faces), NUM_CLASSES), np.float32)
     for teacher in teachers:

@@ -18,8 +18,9 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from moodlens import __version__
-from moodlens.analyzer import Analyzer
-from moodlens.imageio import MAX_PIXELS
+from moodlens.recognition.analyzer import Analyzer
+from moodlens.recognition.imageio import MAX_PIXELS
+from moodlens.settings import AnalysisSettings
 from moodlens.web.deps import InferencePool, WebSettings
 from moodlens.web.routers import analyze, health, live, model, pages
 from moodlens.web.routers.model import model_info
@@ -39,26 +40,26 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-def create_app(model: str | Path | None = "default", detector: str = "auto", min_confidence: float = 0.6,
-               max_side: int = 1280, max_upload_mb: float = 20.0, max_pixels: int = MAX_PIXELS,
-               max_files: int = 50, workers: int | None = None, max_queue: int = 16,
+def create_app(settings: AnalysisSettings | None = None, max_upload_mb: float = 20.0,
+               max_pixels: int = MAX_PIXELS, max_files: int = 50, workers: int | None = None, max_queue: int = 16,
                save_dir: str | Path | None = None) -> FastAPI:
     """Build the app: one ``Analyzer`` per worker thread, the API under ``/api/v1``, pages at ``/`` and ``/live``.
+
+    ``settings``: how faces are found and classified (:class:`~moodlens.settings.AnalysisSettings`).
 
     ``workers`` analyses run at once (default: CPU cores, at most 4) and ``max_queue`` more requests
     wait; beyond that requests get 503. Uploads over ``max_upload_mb`` or ``max_files``, and images over
     ``max_pixels``, are refused. ``save_dir`` (off by default) keeps uploaded photos and their results.
     """
-    settings = WebSettings(max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_files=max_files,
+    web = WebSettings(max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_files=max_files,
                            workers=workers or default_workers(), max_queue=max_queue,
                            save_dir=Path(save_dir) if save_dir is not None else None)
-    analyzers = [Analyzer(model=model, detector=detector, min_confidence=min_confidence, max_side=max_side,
-                          max_pixels=max_pixels) for _ in range(settings.workers)]
+    analyzers = [Analyzer(settings, max_pixels=max_pixels) for _ in range(web.workers)]
 
     app = FastAPI(title="moodlens", version=__version__, description=API_DESCRIPTION,
                   docs_url=None, redoc_url=None)
-    app.state.settings = settings
-    app.state.pool = InferencePool(analyzers, settings.max_queue)
+    app.state.settings = web
+    app.state.pool = InferencePool(analyzers, web.max_queue)
     app.state.model_info = model_info(analyzers[0])
     app.state.nav = [("/", "Photos"), ("/live", "Live camera")]
 

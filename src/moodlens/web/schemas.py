@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from moodlens.results import Faces
+from moodlens.recognition.faces import Faces
 from moodlens.spec import EMOTIONS
 
 

@@ -15,9 +15,9 @@ import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from moodlens.annotate import annotate as draw_faces
-from moodlens.imageio import ImageError, decode_image
-from moodlens.results import Faces
+from moodlens.recognition.annotate import annotate as draw_faces
+from moodlens.recognition.faces import Faces
+from moodlens.recognition.imageio import ImageError, decode_image
 from moodlens.web.deps import Pool, Settings, admit_or_503, read_uploads
 from moodlens.web.schemas import AnalyzeResponse, ErrorDetail, FileError, ImageResult, Limits
 

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from moodlens.events.ingest import ingest_images
 from moodlens.events.report import build_report
 from moodlens.events.store import EventExists, EventNotFound, EventStore
+from moodlens.settings import MIN_GROUP_SIZE
 from moodlens.web.deps import Pool, Settings, admit_or_503, read_uploads
 from moodlens.web.routers.analyze import IMAGE_ERROR_STATUS
 from moodlens.web.schemas import FileError
@@ -27,7 +28,7 @@ from moodlens.web.templating import render_page
 router = APIRouter(tags=["events"])
 
 #: The web never breaks out groups smaller than this, whatever the query asks.
-WEB_MIN_GROUP_SIZE = 5
+WEB_MIN_GROUP_SIZE = MIN_GROUP_SIZE
 _store_lock = threading.Lock()
 
 

@@ -12,8 +12,8 @@ import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from moodlens.imageio import ImageError
-from moodlens.track import FaceTracker
+from moodlens.recognition.imageio import ImageError
+from moodlens.recognition.track import FaceTracker
 from moodlens.web.deps import Overloaded
 from moodlens.web.routers.analyze import analyze_bytes, file_error
 from moodlens.web.schemas import LiveFrame

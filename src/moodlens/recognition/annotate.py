@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from moodlens.results import Faces
+from moodlens.recognition.faces import Faces
 from moodlens.spec import EMOTION_COLORS_BGR, EMOTIONS
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX

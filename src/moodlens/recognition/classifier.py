@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from moodlens.preprocess import to_model_input
+from moodlens.recognition.preprocess import to_model_input
 from moodlens.spec import CROP_SIZE, EMOTIONS
 
 

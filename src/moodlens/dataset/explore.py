@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from moodlens.data import FaceDataset, describe, load_dataset
-from moodlens.figures import save_class_counts_chart, save_face_grid
+from moodlens.dataset.figures import save_class_counts_chart, save_face_grid
+from moodlens.dataset.readers import FaceDataset, describe, load_dataset
 from moodlens.spec import EMOTIONS
 
 #: Faces whose pixel standard deviation is below this are blank or nearly so (FER2013 has a few).

@@ -1,4 +1,5 @@
-"""Face detectors: find faces (never identify them) and return :class:`~moodlens.results.Faces` with boxes and scores.
+"""Face detectors: find faces (never identify them) and return boxes and scores as
+:class:`~moodlens.recognition.faces.Faces`.
 
 Two are built in, chosen by measurement (docs/recognition.md):
 
@@ -21,7 +22,8 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from moodlens.results import Faces
+from moodlens.recognition.faces import Faces
+from moodlens.settings import DEFAULTS
 
 #: Order tried by ``detector="auto"``: fastest first, portable fallback after.
 AUTO_ORDER: tuple[str, ...] = ("yunet", "centerface")
@@ -72,7 +74,7 @@ class YuNetDetector:
 
     name = "yunet"
 
-    def __init__(self, min_confidence: float = 0.6) -> None:
+    def __init__(self, min_confidence: float = DEFAULTS.min_confidence) -> None:
         try:
             self._yuface = _import_yuface()
         except (ImportError, OSError) as exc:  # no wheel for this platform, or CPU/library mismatch
@@ -114,7 +116,8 @@ class CenterFaceDetector:
     name = "centerface"
     _OUTPUTS = ("537", "538", "539", "540")  # heatmap, log-scale, offset, landmarks (names fixed in the model)
 
-    def __init__(self, min_confidence: float = 0.6, max_input: int = 1280, nms_iou: float = 0.3) -> None:
+    def __init__(self, min_confidence: float = DEFAULTS.min_confidence, max_input: int = 1280,
+                 nms_iou: float = 0.3) -> None:
         self.min_confidence = min_confidence
         self.max_input = max_input
         self.nms_iou = nms_iou
@@ -156,7 +159,8 @@ class CenterFaceDetector:
 DETECTORS: dict[str, type] = {"yunet": YuNetDetector, "centerface": CenterFaceDetector}
 
 
-def create_detector(detector: str | FaceDetector = "auto", min_confidence: float = 0.6) -> FaceDetector:
+def create_detector(detector: str | FaceDetector = "auto",
+                    min_confidence: float = DEFAULTS.min_confidence) -> FaceDetector:
     """A detector by name (``auto``, ``yunet``, ``centerface``), or ``detector`` itself if it already is one."""
     if not isinstance(detector, str):
         if not isinstance(detector, FaceDetector):

@@ -1,6 +1,6 @@
 """Evaluate an ONNX emotion model on one split of a FER2013 dataset (no torch).
 
-``evaluate(model, data, split, out)`` runs :class:`~moodlens.classifier.EmotionClassifier`
+``evaluate(model, data, split, out)`` runs :class:`~moodlens.recognition.classifier.EmotionClassifier`
 exactly as the runtime does (same preprocessing, same test-time augmentation baked
 into the model) and writes into ``out``: ``report.json``, ``classification_report.txt``,
 ``confusion_matrix.png`` (counts and row-normalised), ``correct_examples.png`` and
@@ -24,9 +24,9 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from moodlens.classifier import EmotionClassifier
-from moodlens.data import FaceDataset, load_dataset
-from moodlens.figures import save_confusion_matrix, save_face_grid, save_reliability_diagram
+from moodlens.dataset.figures import save_confusion_matrix, save_face_grid, save_reliability_diagram
+from moodlens.dataset.readers import FaceDataset, load_dataset
+from moodlens.recognition.classifier import EmotionClassifier
 from moodlens.spec import EMOTIONS
 
 ECE_BINS = 15

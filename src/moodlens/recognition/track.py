@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from moodlens.results import Faces
+from moodlens.recognition.faces import Faces
 
 _NO_MATCH = 1e6
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from moodlens.classifier import EmotionClassifier
-from moodlens.detect import FaceDetector, create_detector
-from moodlens.imageio import MAX_PIXELS, ColorOrder, ImageError, iter_image_paths, load_image
-from moodlens.preprocess import crop_face, to_gray
-from moodlens.results import Faces
-from moodlens.spec import FACE_MARGIN
+from moodlens.recognition.classifier import EmotionClassifier
+from moodlens.recognition.detect import create_detector
+from moodlens.recognition.faces import Faces
+from moodlens.recognition.imageio import MAX_PIXELS, ColorOrder, ImageError, iter_image_paths, load_image
+from moodlens.recognition.preprocess import crop_face, to_gray
+from moodlens.settings import DEFAULTS, AnalysisSettings
 
 ImageInput = str | Path | bytes | bytearray | np.ndarray
 
@@ -25,27 +26,24 @@ class Analyzer:
     >>> faces = Analyzer().analyze("photo.jpg")       # doctest: +SKIP
     >>> [(f.box, f.emotion, f.confidence) for f in faces]  # doctest: +SKIP
 
-    ``detector``: ``"auto"`` (fastest that loads), ``"yunet"``, ``"centerface"`` or any object with
-    ``detect(bgr) -> Faces``. ``min_confidence`` is the detector score a face needs. Images whose long
-    side exceeds ``max_side`` are scaled down for detection only; boxes are in original pixels.
+    ``settings``: an :class:`~moodlens.settings.AnalysisSettings` (model, detector, min_confidence,
+    max_side, margin); keywords of the same names override single fields, e.g. ``Analyzer(model="accurate")``.
     ``color`` is the channel order of numpy arrays passed in (files and bytes carry their own).
     """
 
-    def __init__(self, model: str | Path | None = "default", detector: str | FaceDetector = "auto",
-                 min_confidence: float = 0.6, max_side: int = 1280, margin: float = FACE_MARGIN,
-                 color: ColorOrder = "bgr", max_pixels: int = MAX_PIXELS, threads: int | None = 1) -> None:
-        if max_side < 32:
-            raise ValueError(f"max_side must be at least 32, got {max_side}")
-        self.classifier = EmotionClassifier(model, threads=threads)
-        self.detector = create_detector(detector, min_confidence=min_confidence)
-        self.min_confidence = min_confidence
-        self.max_side = max_side
-        self.margin = margin
+    def __init__(self, settings: AnalysisSettings | None = None, *, color: ColorOrder = "bgr",
+                 max_pixels: int = MAX_PIXELS, threads: int | None = 1, **overrides: Any) -> None:
+        self.settings = (settings or DEFAULTS).with_(**overrides)
+        self.classifier = EmotionClassifier(self.settings.model, threads=threads)
+        self.detector = create_detector(self.settings.detector, min_confidence=self.settings.min_confidence)
+        self.min_confidence = self.settings.min_confidence
+        self.max_side = self.settings.max_side
+        self.margin = self.settings.margin
         self.color = color
         self.max_pixels = max_pixels
 
     def load(self, image: ImageInput, color: ColorOrder | None = None) -> np.ndarray:
-        """Any accepted input -> BGR uint8 (raises :class:`moodlens.imageio.ImageError`)."""
+        """Any accepted input -> BGR uint8 (raises :class:`moodlens.recognition.imageio.ImageError`)."""
         return load_image(image, max_pixels=self.max_pixels, color=color or self.color)
 
     def detect(self, bgr: np.ndarray) -> Faces:
