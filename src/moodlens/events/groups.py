@@ -86,8 +86,8 @@ def release_groups(people: np.ndarray, faces: np.ndarray, means: np.ndarray, min
     if complementary:
         hidden_by[_complement(people, hidden_by == HIDDEN_SMALL, min_group_size)] = HIDDEN_COMPLEMENT
     state = np.where(people == 0, EMPTY, np.where(hidden_by != None, HIDDEN, SHOWN))  # noqa: E711 - elementwise
-    frame = pd.DataFrame({"people": people, "faces": np.asarray(faces, np.int64), "state": state,
-                          "hidden_by": hidden_by})
+    frame = pd.DataFrame({"people": people, "faces": np.asarray(faces, np.int64),
+                          "state": pd.Series(state, dtype=object), "hidden_by": pd.Series(hidden_by, dtype=object)})
     shown = state == SHOWN
     numbers = {"valence_index": np.round(100.0 * means @ _VALENCE, 1)}
     numbers.update(zip(VALENCE_GROUPS, np.round(means @ _GROUP_MATRIX.T, 4).T, strict=True))

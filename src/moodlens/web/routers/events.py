@@ -246,7 +246,7 @@ def _ingest_uploads(analyzer: Any, store: EventStore, name: str, batch: str,
     errors = []
     for filename, reason, kind in result.errors:
         reason = reason.removeprefix(f"{filename}: ")
-        errors.append(FileError(index=index.get(filename, -1), filename=filename,
+        errors.append(FileError(index=index.get(filename, -1), filename=filename, kind=kind,
                                 status=IMAGE_ERROR_STATUS[kind], reason=reason))
     return result.frames - len(errors), result.faces, errors
 
