@@ -46,19 +46,23 @@ def step_label(step_us: int) -> str:
     return f"{step_us / US:g} seconds"
 
 
-def choose_step(start_us: int, end_us: int, max_bins: int = MAX_BINS) -> int:
+def choose_step(start_us: int, end_us: int, max_bins: int = MAX_BINS, closed: bool = False) -> int:
     """The smallest ladder step (else whole days) that covers ``[start, end]`` in at most ``max_bins`` bins."""
     for step in LADDER:
-        if _bin_count(start_us, end_us, step) <= max_bins:
+        if _bin_count(start_us, end_us, step, closed) <= max_bins:
             return step
     days = -(-(end_us - start_us) // (max_bins * DAY))
-    while _bin_count(start_us, end_us, days * DAY) > max_bins:
+    while _bin_count(start_us, end_us, days * DAY, closed) > max_bins:
         days += 1
     return days * DAY
 
 
-def _bin_count(start_us: int, end_us: int, step: int) -> int:
+def _bin_count(start_us: int, end_us: int, step: int, closed: bool = False) -> int:
+    """Bins from ``start`` (aligned down to the step) to ``end``; ``closed``: a bin starting at ``end`` counts
+    too (the end is an observation's time, not a window's end)."""
     first = start_us - start_us % step
+    if closed:
+        return (end_us - first) // step + 1
     return max(1, -(-(end_us - first) // step))
 
 
@@ -71,6 +75,8 @@ class TimeAxis:
     step_us: int
     #: How the period was chosen, in words (printed on the report).
     basis: str
+    #: True when the period ends at an observation (its bin is included), False at a window's end.
+    closed: bool = False
 
     @property
     def first_us(self) -> int:
@@ -78,7 +84,7 @@ class TimeAxis:
 
     @property
     def bins(self) -> int:
-        return _bin_count(self.period_start_us, self.period_end_us, self.step_us)
+        return _bin_count(self.period_start_us, self.period_end_us, self.step_us, self.closed)
 
     @property
     def label(self) -> str:
@@ -88,7 +94,7 @@ class TimeAxis:
         return [from_us(self.first_us + i * self.step_us) for i in range(self.bins)]
 
     def bin_of(self, ts_us: np.ndarray) -> np.ndarray:
-        """Bin index of each time inside the period (an observation at the very end joins the last bin)."""
+        """Bin index of each time inside the period (one at a window's very end joins the last bin)."""
         return np.minimum((ts_us - self.first_us) // self.step_us, self.bins - 1)
 
     def fraction_of(self, ts_us: np.ndarray) -> np.ndarray:
@@ -135,8 +141,9 @@ def report_period(ts_us: np.ndarray, starts_at: datetime | None, ends_at: dateti
             basis = "the observed span" if (start, end) == (int(seen.min()), int(seen.max())) else \
                 f"the busiest {OPEN_PERIOD // DAY} days of observations (no event window set)"
         inside &= (ts_us >= start) & (ts_us <= end)
-    step = bin_us if bin_us is not None else choose_step(start, end)
-    axis = TimeAxis(start, end, step, basis)
+    closed = hi is None  # the period ends at the last observation, not at a window's end
+    step = bin_us if bin_us is not None else choose_step(start, end, closed=closed)
+    axis = TimeAxis(start, end, step, basis, closed)
     if axis.bins > MAX_BINS:
         raise ValueError(f"bins of {step_label(step)} give {axis.bins} bins over this period; at most {MAX_BINS}: "
                          f"use wider bins, or leave the width out to have it chosen")

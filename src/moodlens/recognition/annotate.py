@@ -17,6 +17,7 @@ from moodlens.recognition.faces import Faces
 from moodlens.spec import EMOTION_COLORS_BGR, EMOTIONS
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+Rect = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
 _UNKNOWN_COLOR = (255, 255, 255)  # faces not classified yet (NaN probabilities)
 
 
@@ -74,6 +75,12 @@ def _label_rect(image_shape: tuple[int, ...], text: str, x: int, y: int, scale: 
     return x, top, x + tw + 2 * pad, top + th + base + 2 * pad, tw, th
 
 
+def _label_area(image_shape: tuple[int, ...], text: str, x: int, y: int, scale: float) -> Rect:
+    """The pixels a label covers, right and bottom exclusive (``cv2.rectangle`` fills its corners inclusive)."""
+    left, top, right, bottom, _, _ = _label_rect(image_shape, text, x, y, scale)
+    return left, top, right + 1, bottom + 1
+
+
 def _put_label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, int], scale: float) -> None:
     """Filled label box with its bottom-left at (x, y), moved inside the image when needed."""
     left, top, right, bottom, _, th = _label_rect(image.shape, text, x, y, scale)
@@ -108,9 +115,6 @@ class LabelAnnotator:
             text = label_text(faces, i, self.show_confidence, self.show_track_id)
             _put_label(image, text, int(x), int(y), _color(faces, i), s)
         return image
-
-
-Rect = tuple[int, int, int, int]  # left, top, right, bottom (exclusive)
 
 
 def _overlap(a: Rect, b: Rect) -> int:
@@ -176,15 +180,15 @@ class ScoreBarAnnotator:
         s = _scale(image)
         classified = [i for i in range(len(faces)) if not np.isnan(faces.probs[i]).any()]
         # Labels first (one per face, as LabelAnnotator draws them), then each panel drawn.
-        keep_clear = [_label_rect(image.shape, label_text(faces, i, self.show_confidence, self.show_track_id),
-                                  int(faces.boxes[i][0]), int(faces.boxes[i][1]), s)[:4] for i in range(len(faces))]
+        keep_clear = [_label_area(image.shape, label_text(faces, i, self.show_confidence, self.show_track_id),
+                                  int(faces.boxes[i][0]), int(faces.boxes[i][1]), s) for i in range(len(faces))]
         todo = classified
         for factor in (1.0, 0.75, 0.5):
             if not todo:
                 break
             sizes = {i: self._size(s, factor) for i in todo}
             spots = place_panels(faces.boxes, keep_clear, [sizes.get(i, (0, 0)) for i in range(len(faces))],
-                                 image.shape)
+                                 image.shape, gap=max(4, round(4 * s)))  # clear of the box's scaled outline
             for i in todo:
                 if spots[i] is not None:
                     self._draw(image, faces.probs[i], spots[i], s * factor)

@@ -34,10 +34,10 @@ class FaceOut(BaseModel):
 class ImageResult(BaseModel):
     index: int = Field(description="position of the file among the inputs (0-based): the request's files, or the "
                                    "files the CLI found")
-    filename: str
-    width: int
-    height: int
-    faces: list[FaceOut]
+    filename: str = Field(description="the file's name as uploaded, or its path as given to the CLI")
+    width: int = Field(description="image width in pixels")
+    height: int = Field(description="image height in pixels")
+    faces: list[FaceOut] = Field(description="every face found, in detector order (empty: no face)")
     annotated_image: str | None = Field(
         default=None,
         description="API with `annotate=true` only: the photo with boxes and labels, as a data:image/jpeg;base64 URL")
@@ -51,9 +51,9 @@ class ImageResult(BaseModel):
 
 class FileError(BaseModel):
     index: int = Field(description="position of the file among the inputs (0-based)")
-    filename: str
+    filename: str = Field(description="the file's name as uploaded, or its path")
     kind: str = Field(description=f"why it was not analysed: {', '.join(SKIP_KINDS)}", examples=["unsupported"])
-    reason: str = Field(examples=["not an image (content looks like text)"])
+    reason: str = Field(description="what is wrong, in words", examples=["not an image (content looks like text)"])
     status: int | None = Field(default=None, description="API only: HTTP status this file alone would get: 413 too "
                                                          "many pixels, 415 not a supported image, 422 "
                                                          "empty/truncated/too small/undecodable",
