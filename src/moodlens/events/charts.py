@@ -160,8 +160,9 @@ def valence_lines_chart(series: list[tuple[str, np.ndarray]], edges: np.ndarray,
     ax.set_xlim(0, 100)
     if ylim is not None:
         ax.set_ylim(*ylim)
-    else:
+    else:  # counts
         ax.set_ylim(0, max(1.0, max(float(np.nanmax(v)) if np.isfinite(v).any() else 0.0 for _, v in series) * 1.15))
+        ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("time through the event (% of its length)" + ("; gaps: hidden or no one seen"
                                                                   if ylabel == "valence index" else ""))
     ax.set_ylabel(ylabel)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 from markupsafe import Markup
 
 from moodlens.events import charts
 from moodlens.events.compare import Comparison
 from moodlens.events.groups import SHOWN
-from moodlens.events.report import hidden_text
+from moodlens.events.report import hidden_text, when
 from moodlens.events.report_html import REPORT_CSS, env, render_page
 from moodlens.wording import plural
 
@@ -39,7 +41,8 @@ def render_comparison_fragment(comparison: Comparison) -> str:
     d = comparison.data
     return env.get_template("compare.html").render(
         d=d, charts=comparison_charts(comparison), css=Markup(REPORT_CSS), plural=plural,
-        hidden=lambda row: hidden_text(row, d["min_group_size"]))
+        hidden=lambda row: hidden_text(row, d["min_group_size"]),
+        span=lambda start, end: when(datetime.fromisoformat(start), datetime.fromisoformat(end)))
 
 
 def render_comparison_html(comparison: Comparison) -> str:

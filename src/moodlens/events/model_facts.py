@@ -27,12 +27,6 @@ METRICS_SPLIT = "publictest"
 _PER_CLASS_KEYS = ("precision", "recall", "f1", "support")
 
 
-def model_card(classifier: Any) -> dict[str, Any]:
-    """The model card of a classifier as a plain dict: the one place moodlens.events reads a card."""
-    card = getattr(classifier, "card", None) or {}
-    return dict(card) if isinstance(card, dict) else dict(getattr(card, "__dict__", {}))
-
-
 @lru_cache(maxsize=16)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
@@ -48,21 +42,28 @@ def file_sha256(path: str | Path) -> str:
     return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
 
 
-def metrics_snapshot(card: dict[str, Any]) -> dict[str, Any] | None:
-    """Accuracy, macro F1 and per-class precision/recall/F1/support on PublicTest, as numbers only."""
+def read_card(card: Any) -> tuple[str | None, str | None, dict[str, Any] | None]:
+    """(name, version, PublicTest metrics snapshot) of a model card: the one place moodlens.events reads a card.
+
+    Today a card is a dict (``EmotionClassifier.card``, ``classifier.load_card``). The snapshot holds
+    numbers only: accuracy, macro F1, test faces and per-class precision/recall/F1/support.
+    """
+    card = card if isinstance(card, dict) else {}
+    name, version = card.get("name"), card.get("version")
     test = (card.get("metrics") or {}).get(METRICS_SPLIT)
     if not isinstance(test, dict):
-        return None
+        return name, version, None
     per_class: dict[str, dict[str, float]] = {}
-    for name, value in (test.get("per_class") or {}).items():
+    for cls, value in (test.get("per_class") or {}).items():
         if isinstance(value, (int, float)):  # older cards: just the F1
             value = {"f1": value}
         if isinstance(value, dict):
-            per_class[str(name)] = {k: float(value[k]) for k in _PER_CLASS_KEYS
-                                    if isinstance(value.get(k), (int, float))}
+            per_class[str(cls)] = {k: float(value[k]) for k in _PER_CLASS_KEYS
+                                   if isinstance(value.get(k), (int, float))}
     snap = {"split": METRICS_SPLIT, "n": test.get("n"), "accuracy": test.get("accuracy"),
             "macro_f1": test.get("macro_f1"), "per_class": per_class}
-    return {k: v for k, v in snap.items() if isinstance(v, (int, float, str)) or (k == "per_class" and v)}
+    return name, version, {k: v for k, v in snap.items()
+                           if isinstance(v, (int, float, str)) or (k == "per_class" and v)}
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,12 @@ class ModelFacts:
     recorded: bool = True
 
     @classmethod
-    def from_card(cls, card: dict[str, Any], path: str | Path | None = None, recorded: bool = True) -> ModelFacts:
-        name = str(card.get("name") or (Path(path).name if path else ""))
-        version = card.get("version")
+    def from_card(cls, card: Any, path: str | Path | None = None, recorded: bool = True) -> ModelFacts:
+        """Facts of the model whose card is ``card`` and whose ONNX file is ``path``."""
+        name, version, metrics = read_card(card)
         sha = file_sha256(path) if path is not None and Path(path).is_file() else None
-        return cls(name, str(version) if version is not None else None, sha, metrics_snapshot(card), recorded)
+        return cls(str(name or (Path(path).name if path else "")), str(version) if version is not None else None,
+                   sha, metrics, recorded)
 
     def to_columns(self) -> dict[str, Any]:
         """The ``sources`` columns these facts are stored in."""
@@ -113,7 +115,7 @@ class ModelFacts:
 def model_facts(analyzer: Any) -> ModelFacts:
     """Facts of the model an ``Analyzer`` (or anything with ``.classifier``) classifies with."""
     classifier = getattr(analyzer, "classifier", None)
-    return ModelFacts.from_card(model_card(classifier), getattr(classifier, "model_path", None))
+    return ModelFacts.from_card(getattr(classifier, "card", None), getattr(classifier, "model_path", None))
 
 
 def fallback_facts(model: str | Path | None) -> ModelFacts:

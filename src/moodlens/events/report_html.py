@@ -15,6 +15,7 @@ from moodlens.events import charts
 from moodlens.events.groups import SHOWN
 from moodlens.events.model_facts import MIN_TEST_SUPPORT, RELIABLE_SCORE
 from moodlens.events.report import EventReport, hidden_text, peak_sentences, when
+from moodlens.events.timebins import from_us
 from moodlens.spec import EMOTIONS
 from moodlens.wording import plural
 
@@ -52,12 +53,9 @@ def report_charts(report: EventReport) -> dict[str, str]:
 
 def render_fragment(report: EventReport) -> str:
     """The report body as an HTML fragment (charts inline)."""
-    from datetime import datetime
-
     d = report.data
-    period = d["period"]
-    period_text = when(datetime.fromisoformat(period["start"]), datetime.fromisoformat(period["end"])) \
-        if period else ""
+    axis = report.axis
+    period_text = when(from_us(axis.first_us), from_us(axis.first_us + axis.bins * axis.step_us)) if axis else ""
     return env.get_template("report.html").render(
         d=d, charts=report_charts(report), emotions=EMOTIONS, css=Markup(REPORT_CSS), period_text=period_text,
         peak_lines=peak_sentences(d) or ["No observations yet."], plural=plural, reliable=RELIABLE_SCORE,
