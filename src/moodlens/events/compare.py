@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from moodlens.events import model_facts as mf
-from moodlens.events.groups import SHOWN
+from moodlens.events.groups import EMPTY, SHOWN
 from moodlens.events.report import (
     AggregateData,
     EventObservations,
@@ -130,7 +130,8 @@ def build_comparison(store: EventStore, names: list[str], min_group_size: int = 
 
 
 def _event_line(e: dict[str, Any], min_group_size: int) -> str:
-    mood = (f"valence {e['valence_index']:+.0f}, largest share: "
-            f"{max(EMOTIONS, key=lambda x: e[f'share_{x}'])}" if e["state"] == SHOWN
-            else f"fewer than {min_group_size} people, expressions hidden")
+    if e["state"] == SHOWN:
+        mood = f"valence {e['valence_index']:+.0f}, largest share: {max(EMOTIONS, key=lambda x: e[f'share_{x}'])}"
+    else:
+        mood = "no one seen" if e["state"] == EMPTY else f"fewer than {min_group_size} people, expressions hidden"
     return f"{e['event']}: {plural(e['people'], 'person')}, {mood}."
