@@ -27,3 +27,16 @@ def test_bench_classifier_compares_every_shipped_model_with_pytorch(tmp_path):
     assert set(result["faces_per_second"]) == expected
     assert all(v > 0 for side in result["faces_per_second"].values() for v in side.values())
     assert result["machine"]["threads"] == 1
+
+
+def test_bench_report_runs_and_reports_its_steps(tmp_path):
+    out = tmp_path / "bench_report.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_report.py"), "--observations", "3000",
+                           "--days", "2", "--repeats", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "machine:" in proc.stdout and "target of 2 s" in proc.stdout
+    result = json.loads(out.read_text())
+    assert set(result["times"]) == {"build_report", "render_html", "write_report"}
+    assert all(t["best_wall_s"] > 0 for t in result["times"].values()) and result["bins"] <= 150
+    assert result["bin"] == "30 minutes" and result["machine"]["usable_cores"] >= 1

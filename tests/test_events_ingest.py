@@ -16,6 +16,7 @@ from events_media import Crossing, make_video
 
 from moodlens.events.ingest import ingest_camera, ingest_images, ingest_photos, ingest_video
 from moodlens.events.report import build_report
+from moodlens.events.report_files import write_report
 from moodlens.events.store import EventStore
 from moodlens.recognition.analyzer import Analyzer
 
@@ -63,7 +64,7 @@ def test_two_people_are_two_tracks(store, analyzer, tmp_path):
     assert people_per_source(store) == {"two.avi": 2}
     report = build_report(store, "gala")
     assert report.people == 2 and report.data["totals"]["stream_tracks"] == 2
-    assert report.data["overall"]["suppressed"]  # 2 < 5 people: no expression breakdown
+    assert report.data["overall"]["hidden_by"] == "min_group_size"  # 2 < 5 people: no expression breakdown
 
 
 @sqlite_only
@@ -134,9 +135,9 @@ def test_html_report_is_self_contained(store, analyzer, tmp_path):
     ingest_video(store, "gala", video, analyzer=analyzer, track_gap_s=0.5, progress=False)
     report = build_report(store, "gala")
     assert report.people == 6
-    paths = report.write(tmp_path / "out")
+    paths = write_report(report, tmp_path / "out")
     names = sorted(p.name for p in paths)
-    assert names == ["report.html", "report.json", "sources.csv", "summary.csv", "timeline.csv"]
+    assert names == ["outside.csv", "report.html", "report.json", "sources.csv", "summary.csv", "timeline.csv"]
     html = (tmp_path / "out" / "report.html").read_text()
     # Opens offline: every image is inline, nothing is fetched.
     assert re.findall(r'<img[^>]+src="data:image/png;base64,', html)

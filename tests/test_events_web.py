@@ -64,7 +64,7 @@ def test_photo_upload_is_assigned_to_the_event(client):
     assert [(e["filename"], e["status"]) for e in body["errors"]] == [("notes.txt", 415)]
     report = client.get("/api/v1/events/gala/report").json()
     assert report["totals"]["photo_faces"] == 2 and report["sources"][0]["source"] == "entrance"
-    assert report["overall"]["suppressed"]  # 2 people < 5
+    assert report["overall"]["hidden_by"] == "min_group_size"  # 2 people < 5
     only_bad = client.post("/api/v1/events/gala/photos", files=[("files", ("x.txt", b"x", "text/plain"))])
     assert only_bad.status_code == 415
     assert client.post("/api/v1/events/nope/photos", files=files[:1]).status_code == 404

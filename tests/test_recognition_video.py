@@ -174,9 +174,9 @@ def test_cli_analyze_video_camera(tmp_path, two_faces_video):
     res = runner.invoke(app, ["analyze", str(photos), "--out", str(tmp_path / "ann"), "--json",
                               str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")])
     assert res.exit_code == 0, res.output
-    assert "1 image(s) analysed, 1 skipped" in res.output and "broken.jpg" in res.output
+    assert "1 image analysed, 1 skipped: 1 unreadable image" in res.output and "broken.jpg" in res.output
     data = json.loads((tmp_path / "r.json").read_text())
-    assert len(data) == 2 and len(next(d for d in data if "faces" in d)["faces"]) == 1
+    assert len(data["images"]) == 1 == len(data["errors"]) and len(data["images"][0]["faces"]) == 1
     assert (tmp_path / "ann" / "astro.annotated.jpg").is_file()
     assert len(list(csv.DictReader((tmp_path / "r.csv").open()))) == 1
 

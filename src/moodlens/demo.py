@@ -6,15 +6,16 @@ needs no download and no camera.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from moodlens.events.model_facts import model_facts
 from moodlens.recognition.analyzer import Analyzer
 from moodlens.recognition.annotate import annotate
+from moodlens.recognition.schema import ImageResult, ImageResults, ModelRef
 
 
 def sample_photos() -> dict[str, np.ndarray]:
@@ -26,15 +27,18 @@ def sample_photos() -> dict[str, np.ndarray]:
 
 
 def run_demo(out: str | Path = "moodlens-demo", analyzer: Analyzer | None = None) -> dict[str, Any]:
-    """Analyse the sample photos; write annotated copies and ``results.json`` into ``out``."""
+    """Analyse the sample photos; write annotated copies and ``results.json`` into ``out``.
+
+    ``results.json`` (and the returned dict) has the shape of ``moodlens analyze --json`` and the API:
+    :class:`moodlens.recognition.schema.ImageResults`.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     analyzer = analyzer or Analyzer()
-    results: dict[str, Any] = {"model": analyzer.classifier.card.get("name", "default"), "images": []}
-    for name, bgr in sample_photos().items():
+    results = ImageResults(model=ModelRef.from_facts(model_facts(analyzer)), images=[])
+    for index, (name, bgr) in enumerate(sample_photos().items()):
         faces = analyzer.analyze(bgr)
         cv2.imwrite(str(out / f"annotated_{name}"), annotate(bgr, faces, scores=True))
-        results["images"].append({"filename": name, "width": bgr.shape[1], "height": bgr.shape[0],
-                                  "faces": faces.to_list()})
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    return results
+        results.images.append(ImageResult.from_faces(index, name, bgr.shape, faces))
+    (out / "results.json").write_text(results.to_json(indent=2))
+    return results.model_dump(exclude_none=True)

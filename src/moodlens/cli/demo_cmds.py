@@ -18,7 +18,7 @@ def demo(
     from moodlens.demo import run_demo
 
     results = run_demo(out)
-    typer.echo(f"model: {results['model']}")
+    typer.echo(f"model: {results['model']['name']}")
     for image in results["images"]:
         typer.echo(f"{image['filename']} ({image['width']}x{image['height']}): {len(image['faces'])} face(s)")
         for face in image["faces"]:

@@ -1,7 +1,7 @@
-"""Event commands: ``moodlens event create|ingest|report|list|delete|purge``.
+"""Event commands: ``moodlens event create|ingest|report|compare|list|delete|purge``.
 
 Each option is a keyword of the library call it makes (``EventStore`` methods,
-``ingest_video``/``ingest_camera``/``ingest_photos``, ``build_report``) with the same default.
+``ingest_video``/``ingest_camera``/``ingest_photos``, ``build_report``, ``build_comparison``) with the same default.
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ import typer
 
 from moodlens.cli.errors import user_errors
 from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, analysis_settings
+from moodlens.events.compare import MAX_EVENTS, SEGMENTS
 from moodlens.events.report import REPORT_FORMATS
 from moodlens.events.store import EventExists, EventNotFound, EventStore
+from moodlens.events.timebins import MAX_BINS
 from moodlens.settings import DEFAULTS, MIN_GROUP_SIZE
+from moodlens.textsafe import terminal_text
 
 event_app = typer.Typer(help="Private, aggregate feedback for events: ingest streams and photos, write reports.",
                         no_args_is_help=True)
@@ -109,31 +112,66 @@ def ingest_cmd(
     typer.echo(result.summary())
 
 
+ALL_FORMATS = ",".join(REPORT_FORMATS)
+FormatOpt = Annotated[str, typer.Option("--format", help=f"Comma-separated: {ALL_FORMATS}.")]
+MinGroupOpt = Annotated[int, typer.Option(help="Groups with fewer people are not broken out.")]
+FallbackModelOpt = Annotated[str, typer.Option(
+    help="Only for sources ingested before moodlens recorded each source's model: the model whose card "
+         "gives their accuracy and caveats.")]
+
+
+def _print_written(paths: list[Path], summary: list[str]) -> None:
+    for path in paths:
+        typer.echo(f"wrote {path}")
+    for line in summary:
+        typer.echo(terminal_text(line))
+
+
 @event_app.command("report")
 @_user_errors
 def report_cmd(
     name: NameArg,
     out: Annotated[Path, typer.Option(help="Folder for report.html / report.json / CSV files.")],
-    formats: Annotated[str, typer.Option("--format", help=f"Comma-separated: {','.join(REPORT_FORMATS)}.")] = ",".join(
-        REPORT_FORMATS),
-    min_group_size: Annotated[int, typer.Option(help="Groups with fewer people are not broken out.")
-                              ] = MIN_GROUP_SIZE,
-    bin_minutes: Annotated[int, typer.Option(help="Width of the time bins, in minutes.")] = 1,
-    model: Annotated[str, typer.Option(help="Model whose card gives the accuracy printed on the report.")] = "default",
+    formats: FormatOpt = ALL_FORMATS,
+    min_group_size: MinGroupOpt = MIN_GROUP_SIZE,
+    bin_minutes: Annotated[int | None, typer.Option(
+        help="Width of the time bins, in minutes. Default: chosen for the event (1 min ... 1 day, at most "
+             f"{MAX_BINS} bins).")] = None,
+    model: FallbackModelOpt = "default",
     db: DbOpt = None,
 ) -> None:
     """Write the event's aggregate report (self-contained HTML, CSV, JSON)."""
     from moodlens.events.report import build_report, parse_formats
+    from moodlens.events.report_files import write_report
 
     formats = parse_formats(formats)
     with EventStore(db) as store:
         report = build_report(store, name, min_group_size=min_group_size, bin_minutes=bin_minutes, model=model)
-    for path in report.write(out, formats):
-        typer.echo(f"wrote {path}")
-    totals = report.data["totals"]
-    typer.echo(f"{totals['people']} people ({totals['stream_tracks']} tracks in video/camera, "
-               f"{totals['photo_faces']} faces in photos), {totals['faces']} face observations")
+    _print_written(write_report(report, out, formats), report.data["summary"])
     typer.echo(report.data["definitions"]["valence_index"])
+
+
+@event_app.command("compare")
+@_user_errors
+def compare_cmd(
+    names: Annotated[list[str], typer.Argument(help=f"Two to {MAX_EVENTS} event names.")],
+    out: Annotated[Path, typer.Option(help="Folder for comparison.html / comparison.json / CSV files.")],
+    formats: FormatOpt = ALL_FORMATS,
+    min_group_size: MinGroupOpt = MIN_GROUP_SIZE,
+    segments: Annotated[int, typer.Option(min=1, max=100, help="Equal parts each event's time is cut into.")
+                        ] = SEGMENTS,
+    model: FallbackModelOpt = "default",
+    db: DbOpt = None,
+) -> None:
+    """Compare events side by side: people, expression mix, valence over event time, sources."""
+    from moodlens.events.compare import build_comparison
+    from moodlens.events.report import parse_formats
+    from moodlens.events.report_files import write_comparison
+
+    formats = parse_formats(formats)
+    with EventStore(db) as store:
+        comparison = build_comparison(store, names, min_group_size=min_group_size, segments=segments, model=model)
+    _print_written(write_comparison(comparison, out, formats), comparison.data["summary"])
 
 
 @event_app.command("list")

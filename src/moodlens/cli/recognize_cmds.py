@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,8 @@ import typer
 from moodlens.cli.errors import fail
 from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, analysis_settings
 from moodlens.settings import DEFAULTS
+from moodlens.textsafe import terminal_text
+from moodlens.wording import plural
 
 EveryOpt = Annotated[int, typer.Option(min=1, help="Run the detector every N frames; track in between.")]
 SmoothOpt = Annotated[float, typer.Option(min=0.01, max=1.0, help="Weight of the newest frame per track (1 = off).")]
@@ -38,39 +41,63 @@ def analyze(
     min_confidence: ConfOpt = DEFAULTS.min_confidence,
     max_side: MaxSideOpt = DEFAULTS.max_side,
 ) -> None:
-    """Find every face in photos and classify its expression (failures are reported and skipped)."""
+    """Find every face in photos and classify its expression; files that cannot be analysed (videos, other
+    files, unreadable images) are reported with the reason and skipped."""
     import cv2
 
+    from moodlens.events.model_facts import model_facts
     from moodlens.recognition.annotate import annotate
+    from moodlens.recognition.inputs import find_inputs
+    from moodlens.recognition.schema import FileError, ImageResult, ImageResults, ModelRef
     from moodlens.video import FACE_FIELDS, CsvWriter
 
     analyzer = _analyzer(model, detector, min_confidence, max_side)
-    results, failures = [], 0
+    inputs = find_inputs(paths)
+    results = ImageResults(model=ModelRef.from_facts(model_facts(analyzer)), images=[])
     rows = CsvWriter(csv_path, ["file", *FACE_FIELDS]) if csv_path else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    for path, faces, image in analyzer.analyze_paths_with_images(paths, progress=True):
+    for index, item in enumerate(inputs):
+        if item.skip:
+            results.errors.append(FileError(index=index, filename=str(item.path), kind=item.skip, reason=item.reason))
+            typer.secho(f"skipped {terminal_text(str(item.path))}: {item.reason}", fg="yellow", err=True)
+    todo = [(k, item.path) for k, item in enumerate(inputs) if not item.skip]
+    analysed = analyzer.analyze_paths_with_images([path for _, path in todo], progress=True)
+    for (index, _), (path, faces, image) in zip(todo, analysed, strict=True):
+        name = terminal_text(str(path))
         if isinstance(faces, Exception):
-            failures += 1
-            typer.secho(f"skipped {faces}", fg="yellow", err=True)
-            results.append({"file": str(path), "error": str(faces)})
+            reason = str(faces).removeprefix(f"{path}: ")
+            results.errors.append(FileError(index=index, filename=str(path), kind=faces.kind, reason=reason))
+            typer.secho(f"skipped {name}: {reason}", fg="yellow", err=True)
             continue
-        results.append({"file": str(path), "faces": faces.to_list()})
+        results.images.append(ImageResult.from_faces(index, str(path), image.shape, faces))
         if rows:
             rows.write_rows(faces.to_records(file=str(path)))
         summary = ", ".join(f"{f.emotion} {f.confidence:.0%}" for f in faces) or "no face"
-        typer.echo(f"{path}: {len(faces)} face(s): {summary}")
+        typer.echo(f"{name}: {plural(len(faces), 'face')}: {summary}")
         if out:
             target = out / (path.stem + ".annotated.jpg")
             cv2.imwrite(str(target), annotate(image, faces, scores=scores, blur=blur))
     if rows:
         rows.close()
+    results.errors.sort(key=lambda e: e.index)
     if json_path:
-        json_path.write_text(json.dumps(results, indent=2))
-    done = len(results) - failures
-    typer.echo(f"{done} image(s) analysed, {failures} skipped")
-    if done == 0:
+        json_path.write_text(results.to_json(indent=2))
+    typer.echo(analysis_summary(results))
+    if not results.images:
         raise typer.Exit(1)
+
+
+def analysis_summary(results) -> str:  # noqa: ANN001 - ImageResults, imported lazily
+    """``3 images analysed, 2 skipped (1 video: use `moodlens video`, 1 unreadable image)``."""
+    text = f"{plural(len(results.images), 'image')} analysed, {len(results.errors)} skipped"
+    kinds = Counter("video" if e.kind == "video" else "other" if e.kind == "not_image" else "bad"
+                    for e in results.errors)
+    parts = [plural(kinds["video"], "video") + " (use `moodlens video`)" if kinds["video"] else "",
+             plural(kinds["other"], "other file") if kinds["other"] else "",
+             plural(kinds["bad"], "unreadable image") if kinds["bad"] else ""]
+    parts = [p for p in parts if p]
+    return text + (f": {', '.join(parts)}" if parts else "")
 
 
 def video(

@@ -27,9 +27,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from moodlens.events.model_facts import model_facts
 from moodlens.events.store import PROB_COLUMNS, EventStore, Source, to_utc_naive, utcnow
 from moodlens.recognition.faces import Faces
 from moodlens.recognition.track import FaceTracker
+from moodlens.wording import plural
 
 if TYPE_CHECKING:  # the Analyzer loads ONNX models: imported only when one is made
     from moodlens.recognition.analyzer import Analyzer
@@ -59,11 +61,12 @@ class IngestResult:
         unit = "photos" if self.kind in ("photos", "upload") else "frames"
         if self.finished and not self.frames and self.resumed_from is None:
             return f"{self.source}: already ingested completely (delete the event to start again)"
-        text = f"{self.source}: {self.frames} {unit} analysed, {self.faces} faces, {self.new_tracks} new tracks"
+        text = (f"{self.source}: {plural(self.frames, unit[:-1])} analysed, {plural(self.faces, 'face')}, "
+                f"{plural(self.new_tracks, 'new track')}")
         if self.resumed_from is not None:
             text += f" (resumed from {unit[:-1]} {self.resumed_from})"
         if self.skipped:
-            text += f", {self.skipped} unreadable skipped"
+            text += f", {plural(self.skipped, 'unreadable file')} skipped"
         return text + ("" if self.finished else "; stopped before the end (run the same command to resume)")
 
 
@@ -71,13 +74,6 @@ def _default_analyzer() -> Analyzer:
     from moodlens.recognition.analyzer import Analyzer
 
     return Analyzer()
-
-
-def _model_name(analyzer: Any) -> str:
-    classifier = getattr(analyzer, "classifier", None)
-    card = getattr(classifier, "card", {}) or {}
-    path = getattr(classifier, "model_path", None)
-    return str(card.get("name") or (Path(path).name if path else ""))
 
 
 def _rows(faces: Faces, frame: int, ts: datetime, track_ids: Iterable[int]) -> list[dict[str, Any]]:
@@ -236,7 +232,7 @@ def ingest_video(store: EventStore, event: str, video: str | Path, every: int = 
         first = rewind_to_quiet_frame(store, src, max_age)
         result.resumed_from = first
     analyzer = analyzer or _default_analyzer()
-    store.update_source(src.id, model=_model_name(analyzer))
+    store.record_model(src.id, model_facts(analyzer))
 
     def frames() -> Iterator[tuple[int, datetime, np.ndarray]]:
         cap = cv2.VideoCapture(str(path))
@@ -287,7 +283,7 @@ def ingest_camera(store: EventStore, event: str, camera: int = 0, every: int = 1
     ev = store.get_event(event)
     result = IngestResult(event, f"camera {camera}", "camera", resumed_from=src.frames_done or None)
     analyzer = analyzer or _default_analyzer()
-    store.update_source(src.id, model=_model_name(analyzer))
+    store.record_model(src.id, model_facts(analyzer))
     first = src.frames_done
 
     def frames() -> Iterator[tuple[int, datetime, np.ndarray]]:
@@ -384,8 +380,9 @@ def ingest_photos(store: EventStore, event: str, photos: str | Path, every: int 
     src = store.open_source(event, "photos", str(root), label=root.name, every=every, frames_total=len(files))
     result = IngestResult(event, root.name, "photos", resumed_from=src.frames_done or None)
     analyzer = analyzer or _default_analyzer()
-    store.update_source(src.id, frames_total=len(files), model=_model_name(analyzer),
+    store.update_source(src.id, frames_total=len(files),
                         tracking="photos: every face in every photo counts as one person")
+    store.record_model(src.id, model_facts(analyzer))
     items = ((i, f, None) for i, f in enumerate(files) if i >= src.frames_done)
     return _run_photos(store, src, items, analyzer, result, len(files), commit_interval_s, progress)
 
@@ -397,6 +394,7 @@ def ingest_images(store: EventStore, event: str, images: list[tuple[str, bytes]]
                             tracking="photos: every face in every photo counts as one person")
     result = IngestResult(event, batch, "upload")
     analyzer = analyzer or _default_analyzer()
+    store.record_model(src.id, model_facts(analyzer))
     start = src.frames_done
     items = ((start + i, Path(name), data) for i, (name, data) in enumerate(images))
     return _run_photos(store, src, items, analyzer, result, None, 1.0, False)

@@ -1,13 +1,13 @@
-"""Aggregate an event's observations into a private report (JSON and CSV here; HTML in ``report_html``).
+"""Aggregate an event's observations into a private report: the data behind the HTML, CSV and JSON files.
 
-Privacy rule: a group (the whole event, a time bin, a source) with fewer than
-``min_group_size`` people is never broken out into expressions; only its head
-count is shown, so no individual's expression can be singled out.
+Everything is computed on numpy arrays of the whole event at once (``EventStore.observation_arrays``):
+no Python loop runs per observation or per time bin. Group numbers are released by
+:func:`moodlens.events.groups.release_groups` only. HTML is drawn by ``report_html``, files are written
+by ``report_files``; this module imports neither.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,29 +17,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moodlens.events.store import PROB_COLUMNS, EventStore, utcnow
+from moodlens.events import model_facts as mf
+from moodlens.events.groups import (
+    HIDDEN_COMPLEMENT,
+    HIDDEN_SMALL,
+    SHARE_COLUMNS,
+    SHOWN,
+    VALENCE_GROUPS,
+    aggregate,
+    hidden_counts,
+    release_groups,
+    rule_text,
+)
+from moodlens.events.store import EventStore, Source, utcnow
+from moodlens.events.timebins import MINUTE, TimeAxis, from_us, report_period
 from moodlens.settings import MIN_GROUP_SIZE
-from moodlens.spec import EMOTIONS, VALENCE
+from moodlens.spec import EMOTIONS
+from moodlens.wording import plural
 
 REPORT_FORMATS = ("html", "csv", "json")
-#: Classes the report always warns about: few/ambiguous FER2013 examples make them unreliable.
-UNRELIABLE_CLASSES = ("fear", "disgust")
-#: Per-class score (F1, else recall) under which a class is flagged as unreliable too.
-RELIABLE_SCORE = 0.5
-
-_VALENCE = np.array([VALENCE[e] for e in EMOTIONS], np.float64)
-_GROUPS = {"positive": [e for e in EMOTIONS if VALENCE[e] > 0], "neutral": [e for e in EMOTIONS if VALENCE[e] == 0],
-           "negative": [e for e in EMOTIONS if VALENCE[e] < 0]}
-
-
-def valence_definition() -> str:
-    """The valence index definition printed on every report, built from :data:`moodlens.spec.VALENCE`."""
-    return ("Valence index = 100 × (positive share − negative share), from −100 (every face negative) to +100 "
-            "(every face positive). Shares are the model's expression probabilities, averaged first over each "
-            "person's track and then over people, so everyone weighs the same however long they were seen. "
-            f"Positive: {', '.join(_GROUPS['positive'])}; neutral: {', '.join(_GROUPS['neutral'])}; "
-            f"negative: {', '.join(_GROUPS['negative'])}.")
-
+STREAM_KINDS = ("video", "camera")
+PHOTO_KINDS = ("photos", "upload")
 
 TRACK_DEFINITION = (
     "People are counted as tracks. In a video or camera stream, a track links the detections of one face from "
@@ -50,13 +48,48 @@ TRACK_DEFINITION = (
     "distinct people.")
 
 
+def valence_definition() -> str:
+    """The valence index definition printed on every report, built from :data:`moodlens.spec.VALENCE`."""
+    return ("Valence index = 100 × (positive share − negative share), from −100 (every face negative) to +100 "
+            "(every face positive). Shares are the model's expression probabilities, averaged first over each "
+            "person's track and then over people, so everyone weighs the same however long they were seen. "
+            f"Positive: {', '.join(VALENCE_GROUPS['positive'])}; neutral: {', '.join(VALENCE_GROUPS['neutral'])}; "
+            f"negative: {', '.join(VALENCE_GROUPS['negative'])}.")
+
+
+def privacy_rules(min_group_size: int) -> dict[str, str]:
+    """The two rules that hide numbers, in words, keyed by the ``hidden_by`` value they leave."""
+    return {
+        HIDDEN_SMALL: f"Minimum group size: a group (the event, a time bin, a source) with fewer than "
+                      f"{min_group_size} people shows only its head count, never expressions or valence.",
+        HIDDEN_COMPLEMENT: f"Complementary rule: when the groups of a breakdown (the time bins, or the sources) "
+                           f"hidden by the first rule hold fewer than {min_group_size} people together, the "
+                           "smallest shown groups are hidden too. Otherwise the event total minus the shown "
+                           "groups would give away the expressions of the few hidden people.",
+    }
+
+
 @dataclass
-class EventReport:
-    """The aggregated, privacy-filtered content of one event's report."""
+class AggregateData:
+    """Aggregates ready to publish: ``data`` is what the JSON file and API hold."""
 
     data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.data, **kwargs)
+
+
+@dataclass
+class EventReport(AggregateData):
+    """The aggregated, privacy-filtered content of one event's report."""
+
     timeline: pd.DataFrame = field(repr=False)
     sources: pd.DataFrame = field(repr=False)
+    outside: pd.DataFrame = field(repr=False)
+    axis: TimeAxis | None = field(default=None, repr=False)
 
     @property
     def people(self) -> int:
@@ -65,49 +98,6 @@ class EventReport:
     @property
     def faces(self) -> int:
         return int(self.data["totals"]["faces"])
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.data
-
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.data, **kwargs)
-
-    def write(self, out_dir: str | Path, formats: str | list[str] | tuple[str, ...] = REPORT_FORMATS) -> list[Path]:
-        """Write the report as ``report.html``, ``report.json`` and/or CSV files; returns the paths."""
-        formats = parse_formats(formats)
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        if "json" in formats:
-            path = out / "report.json"
-            path.write_text(self.to_json(indent=2), encoding="utf-8")
-            written.append(path)
-        if "csv" in formats:
-            written += self._write_csv(out)
-        if "html" in formats:
-            from moodlens.events.report_html import render_html
-
-            path = out / "report.html"
-            path.write_text(render_html(self), encoding="utf-8")
-            written.append(path)
-        return written
-
-    def _write_csv(self, out: Path) -> list[Path]:
-        paths = [out / "summary.csv", out / "timeline.csv", out / "sources.csv"]
-        d = self.data
-        with paths[0].open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["key", "value"])
-            w.writerow(["event", d["event"]["name"]])
-            for k, v in d["totals"].items():
-                w.writerow([k, v])
-            w.writerow(["valence_index", d["overall"]["valence_index"]])
-            for e in EMOTIONS:
-                w.writerow([f"share_{e}", (d["overall"]["shares"] or {}).get(e)])
-            w.writerow(["min_group_size", d["min_group_size"]])
-        self.timeline.to_csv(paths[1], index=False)
-        self.sources.to_csv(paths[2], index=False)
-        return paths
 
 
 def parse_formats(formats: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -119,206 +109,315 @@ def parse_formats(formats: str | list[str] | tuple[str, ...]) -> list[str]:
     return items
 
 
-def _group_stats(person_probs: np.ndarray, min_group_size: int) -> dict[str, Any]:
-    """Expression shares and valence of a group of people (rows: each person's mean probabilities)."""
-    n = len(person_probs)
-    if n < min_group_size:
-        return {"people": n, "suppressed": True, "shares": None, "dominant": None, "valence_index": None,
-                "positive": None, "neutral": None, "negative": None}
-    mean = person_probs.mean(0)
-    dominant = np.bincount(person_probs.argmax(1), minlength=len(EMOTIONS))
-    groups = {g: float(sum(mean[EMOTIONS.index(e)] for e in es)) for g, es in _GROUPS.items()}
-    shares = {e: round(float(p), 4) for e, p in zip(EMOTIONS, mean, strict=True)}
-    return {"people": n, "suppressed": False, "shares": shares,
-            "dominant": {e: int(c) for e, c in zip(EMOTIONS, dominant, strict=True)},
-            "valence_index": round(100.0 * float(mean @ _VALENCE), 1),
-            **{g: round(v, 4) for g, v in groups.items()}}
+@dataclass
+class EventObservations:
+    """An event's observations as arrays: per observation its source index (into ``sources``), person and time."""
+
+    sources: list[Source]
+    source: np.ndarray
+    person: np.ndarray
+    ts_us: np.ndarray
+    probs: np.ndarray
+
+    @classmethod
+    def load(cls, store: EventStore, event_name: str) -> EventObservations:
+        sources = store.sources(event_name)
+        arrays = store.observation_arrays(event_name)
+        ids = np.array([s.id for s in sources], np.int64)
+        source = np.searchsorted(ids, arrays["source_id"]) if len(ids) else np.zeros(0, np.int64)
+        tracks = arrays["track"] - (arrays["track"].min() if len(arrays["track"]) else 0)
+        _, person = np.unique(source * (int(tracks.max(initial=0)) + 1) + tracks, return_inverse=True)
+        return cls(sources, source, person.reshape(-1), arrays["ts_us"], arrays["probs"])
+
+    def subset(self, mask: np.ndarray) -> EventObservations:
+        _, person = np.unique(self.person[mask], return_inverse=True)
+        return EventObservations(self.sources, self.source[mask], person.reshape(-1), self.ts_us[mask],
+                                 self.probs[mask])
+
+    @property
+    def people(self) -> int:
+        return int(self.person.max()) + 1 if len(self.person) else 0
+
+    def group_table(self, group: np.ndarray, n_groups: int, min_group_size: int, main: bool = False,
+                    complementary: bool = True) -> pd.DataFrame:
+        """The released numbers of each group (``group``: per observation, its group index)."""
+        agg = aggregate(group, self.person, self.probs, n_groups)
+        return release_groups(agg["people"], agg["faces"], agg["means"], min_group_size,
+                              main=agg["main"] if main else None, complementary=complementary)
 
 
-def _iso(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
-        return None
-    return pd.Timestamp(value).isoformat()
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
 
 
-def model_summary(card: dict[str, Any] | None) -> dict[str, Any]:
-    """Measured accuracy and per-class caveats from a model card (``metrics.publictest``), if it has them."""
-    card = card or {}
-    test = (card.get("metrics") or {}).get("publictest") or {}
-    per_class_raw = test.get("per_class") or {}
-    per_class: dict[str, float] = {}
-    for name, value in per_class_raw.items():
-        score = value.get("f1", value.get("recall")) if isinstance(value, dict) else value
-        if isinstance(score, (int, float)):
-            per_class[name] = float(score)
-    weak = sorted({c for c, s in per_class.items() if s < RELIABLE_SCORE} | set(UNRELIABLE_CLASSES),
-                  key=lambda c: EMOTIONS.index(c) if c in EMOTIONS else 99)
-    caveats = ["The model sees apparent facial expressions, not inner emotions: a smile is not proof of enjoyment."]
-    accuracy, macro_f1 = test.get("accuracy"), test.get("macro_f1")
-    if isinstance(accuracy, (int, float)):
-        text = f"Measured accuracy on the FER2013 PublicTest split: {100 * accuracy:.1f}%"
-        if isinstance(macro_f1, (int, float)):
-            text += f" (macro F1 {macro_f1:.3f})"
-        caveats.append(text + "; faces at an event (angles, light, masks) are usually harder than the test set.")
-    else:
-        caveats.append("The model card has no measured accuracy: treat these numbers as uncalibrated.")
-    detail = ", ".join(f"{c} (F1 {per_class[c]:.2f})" if c in per_class else c for c in weak)
-    caveats.append(f"Unreliable classes: {detail}. Their shares should not be read on their own.")
-    caveats.append("FER2013 and similar data under-represent some ages, skin tones and cultures; "
-                   "accuracy may differ between groups of people.")
-    return {"name": card.get("name"), "accuracy": accuracy, "macro_f1": macro_f1,
-            "per_class": per_class or None, "unreliable_classes": weak, "caveats": caveats}
+def when(start: datetime, end: datetime | None = None) -> str:
+    """A time (or time range) as people read it: ``2025-06-01 18:15–18:30 UTC``."""
+    text = start.strftime("%Y-%m-%d %H:%M")
+    if end is not None:
+        text += "–" + end.strftime("%H:%M" if end.date() == start.date() else "%Y-%m-%d %H:%M")
+    return text + " UTC"
 
 
-def load_model_card(model: str | Path | None = "default") -> dict[str, Any]:
-    from moodlens.recognition.classifier import load_card, resolve_model
+def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_GROUP_SIZE,
+                 bin_minutes: int | None = None, model: str | Path | None = "default",
+                 model_card: dict[str, Any] | None = None) -> EventReport:
+    """Aggregate an event: totals, expression mix, timeline, sources, peaks, privacy notes, model caveats.
 
-    try:
-        return load_card(resolve_model(model))
-    except (FileNotFoundError, ValueError):
-        return {}
-
-
-def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_GROUP_SIZE, bin_minutes: int = 1,
-                 model: str | Path | None = "default", model_card: dict[str, Any] | None = None) -> EventReport:
-    """Aggregate an event: totals, expression mix, timeline, sources, peaks, model caveats."""
+    ``bin_minutes``: fixed bin width (default: chosen for the event, at most ``timebins.MAX_BINS`` bins).
+    ``model`` (or a ``model_card`` dict): only for sources stored before the model of each source was
+    recorded at ingest; their report then says whose facts it shows.
+    """
     if min_group_size < 1:
         raise ValueError("min_group_size must be at least 1")
-    if bin_minutes < 1:
+    if bin_minutes is not None and bin_minutes < 1:
         raise ValueError("bin_minutes must be at least 1")
     ev = store.get_event(event_name)
-    sources = store.sources(event_name)
-    df = store.observations(event_name)
-    outside = 0
-    if len(df) and (ev.starts_at or ev.ends_at):
-        inside = pd.Series(True, index=df.index)
-        if ev.starts_at:
-            inside &= df["ts"] >= pd.Timestamp(ev.starts_at)
-        if ev.ends_at:
-            inside &= df["ts"] <= pd.Timestamp(ev.ends_at)
-        outside = int((~inside).sum())
-        df = df[inside]
+    everything = EventObservations.load(store, event_name)
+    axis, inside = report_period(everything.ts_us, ev.starts_at, ev.ends_at,
+                                 bin_minutes * MINUTE if bin_minutes else None)
+    obs = everything.subset(inside)
+    outside = _outside(everything, inside, axis)
 
-    tracks = df.groupby(["source_id", "track"], sort=False)[list(PROB_COLUMNS)].mean()
-    person_probs = tracks.to_numpy(np.float64)
-    by_kind = df.drop_duplicates(["source_id", "track"])["kind"].value_counts()
+    overall = obs.group_table(np.zeros(len(obs.person), np.int64), 1, min_group_size, main=True,
+                              complementary=False)
+    timeline = _timeline(obs, axis, min_group_size)
+    sources = _sources(obs, min_group_size)
+    models = source_models(obs.sources, model, model_card)
+    sources["model"] = [models["by_source"][s.id]["name"] for s in obs.sources]
+
+    kinds = np.array([s.kind for s in obs.sources] or [""])[obs.source]
+    person_kind = np.zeros(obs.people, object)
+    person_kind[obs.person] = kinds
+    first, last = (from_us(obs.ts_us.min()), from_us(obs.ts_us.max())) if len(obs.ts_us) else (None, None)
     totals = {
-        "people": int(len(tracks)),
-        "stream_tracks": int(by_kind.get("video", 0) + by_kind.get("camera", 0)),
-        "photo_faces": int(by_kind.get("photos", 0) + by_kind.get("upload", 0)),
-        "faces": int(len(df)),
-        "sources": len(sources),
-        "first_seen": _iso(df["ts"].min()) if len(df) else None,
-        "last_seen": _iso(df["ts"].max()) if len(df) else None,
-        "observations_outside_window": outside,
+        "people": obs.people,
+        "stream_tracks": int(np.isin(person_kind, STREAM_KINDS).sum()),
+        "photo_faces": int(np.isin(person_kind, PHOTO_KINDS).sum()),
+        "faces": len(obs.person),
+        "sources": len(obs.sources),
+        "first_seen": iso(first),
+        "last_seen": iso(last),
+        "observations_outside_window": int((~inside).sum()),
     }
-    overall = _group_stats(person_probs, min_group_size)
-
-    timeline = _timeline(df, bin_minutes, min_group_size)
-    source_rows = []
-    for src in sources:
-        part = df[df["source_id"] == src.id]
-        probs = part.groupby("track")[list(PROB_COLUMNS)].mean().to_numpy(np.float64)
-        stats = _group_stats(probs, min_group_size)
-        source_rows.append({"source": src.label, "kind": src.kind, "faces": int(len(part)), **_flat(stats),
-                            "tracking": src.tracking, "complete": bool(src.finished)})
-    source_df = pd.DataFrame(source_rows, columns=["source", "kind", "people", "faces", "suppressed",
-                                                   "valence_index", *_share_cols(), "tracking", "complete"])
-    source_df = suppress_complement(source_df, min_group_size)
-    data = {
-        "event": {"name": ev.name, "description": ev.description, "starts_at": _iso(ev.starts_at),
-                  "ends_at": _iso(ev.ends_at)},
+    overall_row = records(overall)[0]
+    overall_row["dominant"] = ({e: overall_row.pop(f"main_{e}") for e in EMOTIONS}
+                               if overall_row["state"] == SHOWN else None)
+    for e in EMOTIONS:
+        overall_row.pop(f"main_{e}", None)
+    overall_row["shares"] = ({e: overall_row.pop(f"share_{e}") for e in EMOTIONS}
+                             if overall_row["state"] == SHOWN else None)
+    for column in SHARE_COLUMNS:
+        overall_row.pop(column, None)
+    peaks = _peaks(timeline, min_group_size)
+    data: dict[str, Any] = {
+        "event": {"name": ev.name, "description": ev.description, "starts_at": iso(ev.starts_at),
+                  "ends_at": iso(ev.ends_at)},
         "generated_at": utcnow().isoformat(timespec="seconds"),
         "timezone": "UTC",
         "min_group_size": min_group_size,
-        "bin_minutes": bin_minutes,
+        "period": axis.to_dict() if axis else None,
         "totals": totals,
-        "overall": overall,
-        "timeline": _records(timeline),
-        "sources": _records(source_df),
-        "peaks": _peaks(timeline),
-        "definitions": {"people": TRACK_DEFINITION, "valence_index": valence_definition(),
-                        "privacy": f"Groups (the event, a time bin, a source) with fewer than {min_group_size} "
-                                   "people are not broken out into expressions; only their head count is shown."},
-        "model": model_summary(model_card if model_card is not None else load_model_card(model)),
+        "overall": overall_row,
+        "timeline": records(timeline),
+        "sources": records(sources),
+        "outside": records(outside),
+        "peaks": peaks,
+        "privacy": _privacy(overall_row, timeline, sources, min_group_size),
+        "definitions": {"people": TRACK_DEFINITION, "valence_index": valence_definition()},
+        "models": models["models"],
+        "unreliable_classes": models["unreliable"],
+        "caveats": mf.caveats(models["models"]),
     }
-    return EventReport(data, timeline, source_df)
+    data["summary"] = summary_lines(data)
+    return EventReport(data, timeline, sources, outside, axis)
 
 
-def _share_cols() -> list[str]:
-    return [f"share_{e}" for e in EMOTIONS]
+def _timeline(obs: EventObservations, axis: TimeAxis | None, min_group_size: int) -> pd.DataFrame:
+    if axis is None:
+        frame = obs.group_table(np.zeros(0, np.int64), 0, min_group_size)
+        return frame.assign(start=pd.Series(dtype=object), end=pd.Series(dtype=object))
+    frame = obs.group_table(axis.bin_of(obs.ts_us), axis.bins, min_group_size)
+    starts = axis.starts()
+    frame.insert(0, "end", [from_us(axis.first_us + (i + 1) * axis.step_us) for i in range(axis.bins)])
+    frame.insert(0, "start", starts)
+    return frame
 
 
-def _flat(stats: dict[str, Any]) -> dict[str, Any]:
-    shares = stats["shares"] or {}
-    return {"people": stats["people"], "suppressed": stats["suppressed"], "valence_index": stats["valence_index"],
-            **{f"share_{e}": shares.get(e) for e in EMOTIONS}}
+def _sources(obs: EventObservations, min_group_size: int) -> pd.DataFrame:
+    frame = obs.group_table(obs.source, len(obs.sources), min_group_size)
+    frame.insert(0, "kind", [s.kind for s in obs.sources])
+    frame.insert(0, "source", [s.label for s in obs.sources])
+    frame["tracking"] = [s.tracking for s in obs.sources]
+    frame["complete"] = [bool(s.finished) for s in obs.sources]
+    return frame
 
 
-def suppress_complement(parts: pd.DataFrame, min_group_size: int) -> pd.DataFrame:
-    """Hide more groups of a partition when the hidden ones together hold fewer than ``min_group_size`` people.
-
-    Otherwise the event total minus the shown groups would reveal the hidden few (a differencing attack).
-    The smallest shown groups are hidden first.
-    """
-    parts = parts.copy()
-    hidden = parts["suppressed"].astype(bool)
-    while 0 < int(parts.loc[hidden, "people"].sum()) < min_group_size and not hidden.all():
-        smallest = parts.loc[~hidden, "people"].astype(int).idxmin()
-        hidden.loc[smallest] = True
-    cols = ["valence_index", *_share_cols()]
-    parts[cols] = parts[cols].astype(object).where(~hidden, None)
-    parts["suppressed"] = hidden
-    return parts
-
-
-def _timeline(df: pd.DataFrame, bin_minutes: int, min_group_size: int) -> pd.DataFrame:
-    columns = ["start", "people", "faces", "suppressed", "valence_index", *_share_cols()]
-    if not len(df):
+def _outside(obs: EventObservations, inside: np.ndarray, axis: TimeAxis | None) -> pd.DataFrame:
+    """Observations left out, per source and side of the period: how many, first and last time."""
+    columns = ["source", "side", "observations", "first", "last"]
+    out = ~inside
+    if not out.any() or axis is None:
         return pd.DataFrame(columns=columns)
-    binned = df.assign(bin=df["ts"].dt.floor(f"{bin_minutes}min"))
-    # Each person counts once per bin, with their expression averaged over the bin.
-    per_person = binned.groupby(["bin", "source_id", "track"])[list(PROB_COLUMNS)].mean()
-    faces = binned.groupby("bin").size()
-    rows = []
-    full_range = pd.date_range(binned["bin"].min(), binned["bin"].max(), freq=f"{bin_minutes}min")
-    for start in full_range:
-        probs = per_person.loc[start].to_numpy(np.float64) if start in faces.index else np.zeros((0, len(EMOTIONS)))
-        rows.append({"start": start, "faces": int(faces.get(start, 0)), **_flat(_group_stats(probs, min_group_size))})
-    return suppress_complement(pd.DataFrame(rows, columns=columns), min_group_size)
+    ts, source = obs.ts_us[out], obs.source[out]
+    side = (ts > axis.period_end_us).astype(np.int64)  # 0 before the period, 1 after it
+    frame = pd.DataFrame({"key": source * 2 + side, "ts": ts}).groupby("key")["ts"].agg(["size", "min", "max"])
+    keys = frame.index.to_numpy()
+    return pd.DataFrame({"source": [obs.sources[k // 2].label for k in keys],
+                         "side": np.where(keys % 2, "after", "before"), "observations": frame["size"].to_numpy(),
+                         "first": [from_us(v) for v in frame["min"]], "last": [from_us(v) for v in frame["max"]]},
+                        columns=columns)
 
 
-def _peaks(timeline: pd.DataFrame) -> dict[str, Any]:
+def source_models(sources: list[Source], fallback: str | Path | None, card: dict[str, Any] | None) -> dict[str, Any]:
+    """The model facts of every source (as stored at ingest, else the fallback), grouped by model."""
+    fallback_facts: mf.ModelFacts | None = None
+    grouped: dict[str, dict[str, Any]] = {}
+    by_source: dict[int, dict[str, Any]] = {}
+    for src in sources:
+        facts = mf.ModelFacts.from_columns(src.model, src.model_version, src.model_sha256, src.model_metrics)
+        if facts is None:
+            if fallback_facts is None:
+                fallback_facts = (mf.ModelFacts.from_card(card, recorded=False) if card is not None
+                                  else mf.fallback_facts(fallback))
+            facts = fallback_facts
+        entry = grouped.setdefault(facts.key, {**mf.assess(facts), "sources": []})
+        entry["sources"].append(src.label)
+        by_source[src.id] = entry
+    models = list(grouped.values())
+    unreliable = sorted({c for m in models for c in m["flagged"]},
+                        key=lambda c: EMOTIONS.index(c) if c in EMOTIONS else len(EMOTIONS))
+    return {"models": models, "by_source": by_source, "unreliable": unreliable}
+
+
+def _peaks(timeline: pd.DataFrame, min_group_size: int) -> dict[str, Any]:
+    """Busiest bin, and the most positive and most negative shown bins when they differ."""
     peaks: dict[str, Any] = {}
-    if not len(timeline):
+    if not len(timeline) or not timeline["people"].any():
         return peaks
     busiest = timeline.loc[timeline["people"].idxmax()]
-    peaks["busiest"] = {"start": _iso(busiest["start"]), "people": int(busiest["people"])}
-    shown = timeline[~timeline["suppressed"].astype(bool)]
-    if len(shown):
-        for key, idx in (("most_positive", shown["valence_index"].astype(float).idxmax()),
-                         ("most_negative", shown["valence_index"].astype(float).idxmin())):
-            row = shown.loc[idx]
-            shares = {e: row[f"share_{e}"] for e in EMOTIONS}
-            peaks[key] = {"start": _iso(row["start"]), "people": int(row["people"]),
-                          "valence_index": float(row["valence_index"]),
-                          "top_expression": max(shares, key=shares.__getitem__)}
+    peaks["busiest"] = {"start": iso(busiest["start"]), "end": iso(busiest["end"]), "people": int(busiest["people"])}
+    shown = timeline[timeline["state"] == SHOWN]
+    if not len(shown):
+        return peaks
+    valence = shown["valence_index"].astype(float)
+
+    def entry(idx: Any) -> dict[str, Any]:
+        row = shown.loc[idx]
+        shares = row[SHARE_COLUMNS].astype(float)
+        return {"start": iso(row["start"]), "end": iso(row["end"]), "people": int(row["people"]),
+                "valence_index": float(row["valence_index"]),
+                "top_expression": EMOTIONS[int(np.argmax(shares.to_numpy()))]}
+
+    if valence.max() > valence.min():
+        peaks["most_positive"] = entry(valence.idxmax())
+        peaks["most_negative"] = entry(valence.idxmin())
+    else:
+        peaks["level"] = {**entry(valence.index[0]), "bins": len(shown)}
     return peaks
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def breakdown_note(frame: pd.DataFrame, unit: str, min_group_size: int) -> str | None:
+    """``2 of 3 sources are hidden: 1 source with fewer than 5 people and 1 source by the complementary rule.``"""
+    counts = hidden_counts(frame)
+    hidden = sum(counts.values())
+    if not hidden:
+        return None
+    total = int((frame["people"] > 0).sum())
+    parts = []
+    if counts[HIDDEN_SMALL]:
+        parts.append(f"{plural(counts[HIDDEN_SMALL], unit)} with fewer than {min_group_size} people")
+    if counts[HIDDEN_COMPLEMENT]:
+        parts.append(f"{plural(counts[HIDDEN_COMPLEMENT], unit)} by the complementary rule")
+    if total == 1:
+        lead = f"The only {unit} is hidden"
+    elif hidden == total:
+        lead = f"All {plural(total, unit)} are hidden"
+    else:
+        lead = f"{hidden} of {plural(total, unit)} {'is' if hidden == 1 else 'are'} hidden"
+    return f"{lead}: {' and '.join(parts)}."
+
+
+def _privacy(overall: dict[str, Any], timeline: pd.DataFrame, sources: pd.DataFrame,
+             min_group_size: int) -> dict[str, Any]:
+    """Which rules hid what, with a sentence per breakdown that has hidden parts."""
+    notes = []
+    if overall["hidden_by"]:  # then every part is smaller still: one sentence says it all
+        notes.append(f"The event as a whole has fewer than {min_group_size} people: only head counts are shown.")
+    else:
+        notes += [note for frame, unit in ((sources, "source"), (timeline, "time bin"))
+                  if (note := breakdown_note(frame, unit, min_group_size))]
+    return {"min_group_size": min_group_size, "rules": privacy_rules(min_group_size),
+            "hidden": {"overall": overall["hidden_by"], "sources": hidden_counts(sources),
+                       "time_bins": hidden_counts(timeline)},
+            "notes": notes}
+
+
+def summary_lines(d: dict[str, Any]) -> list[str]:
+    """The report's key findings as sentences (printed by the CLI, shown at the top of the HTML)."""
+    t, o = d["totals"], d["overall"]
+    lines = [f"{plural(t['people'], 'person')} ({t['stream_tracks']} in video or camera, {t['photo_faces']} in "
+             f"photos) and {plural(t['faces'], 'face observation')} from {plural(t['sources'], 'source')}."]
+    if o["state"] == SHOWN:
+        lines.append(f"Valence index {o['valence_index']:+.0f}: positive {100 * o['positive']:.0f}%, neutral "
+                     f"{100 * o['neutral']:.0f}%, negative {100 * o['negative']:.0f}%; largest share: "
+                     f"{max(o['shares'], key=o['shares'].__getitem__)}.")
+    elif t["people"]:
+        lines.append(f"Fewer than {d['min_group_size']} people: expressions are not shown.")
+    lines.extend(peak_sentences(d))
+    if t["observations_outside_window"]:
+        lines.append(f"{plural(t['observations_outside_window'], 'observation')} outside the report period "
+                     "left out (listed under Sources).")
+    lines.extend(d["privacy"]["notes"])
+    return lines
+
+
+def peak_sentences(d: dict[str, Any]) -> list[str]:
+    """Sentences about moments: busiest bin, most positive and most negative (when they differ), or why none."""
+    peaks, lines = d["peaks"], []
+
+    def span(p: dict[str, Any]) -> str:
+        return when(datetime.fromisoformat(p["start"]), datetime.fromisoformat(p["end"]))
+
+    def moment(p: dict[str, Any]) -> str:
+        return (f"{span(p)} (valence {p['valence_index']:+.0f}, {plural(p['people'], 'person')}, "
+                f"mostly {p['top_expression']})")
+
+    if "busiest" in peaks:
+        lines.append(f"Busiest: {span(peaks['busiest'])} with {plural(peaks['busiest']['people'], 'person')}.")
+    if "most_positive" in peaks:
+        lines.append(f"Most positive: {moment(peaks['most_positive'])}.")
+        lines.append(f"Most negative: {moment(peaks['most_negative'])}.")
+    elif "level" in peaks:
+        n = peaks["level"]["bins"]
+        lead = (f"Only one time bin has {d['min_group_size']} or more people:" if n == 1 else
+                f"All {n} time bins with {d['min_group_size']} or more people have the same valence:")
+        lines.append(f"{lead} {moment(peaks['level'])}.")
+    elif d["totals"]["people"]:
+        lines.append(f"No time bin has {d['min_group_size']} or more people.")
+    return lines
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts: ISO times, plain ints and floats, ``None`` for hidden or missing values."""
     out = []
     for row in frame.to_dict("records"):
         clean = {}
         for k, v in row.items():
-            if isinstance(v, (pd.Timestamp, datetime)):
-                v = _iso(v)
-            elif isinstance(v, (np.integer,)):
-                v = int(v)
-            elif isinstance(v, (np.floating, float)):
-                v = None if np.isnan(v) else round(float(v), 4)
-            elif isinstance(v, np.bool_):
+            if isinstance(v, datetime):
+                v = iso(v)
+            elif isinstance(v, (bool, np.bool_)):
                 v = bool(v)
+            elif isinstance(v, (int, np.integer)):
+                v = int(v)
+            elif isinstance(v, (float, np.floating)):
+                v = None if np.isnan(v) else round(float(v), 4)
             clean[k] = v
         out.append(clean)
     return out
+
+
+def hidden_text(row: dict[str, Any], min_group_size: int) -> str:
+    """``hidden: fewer than 5 people`` / ``hidden: complementary rule`` / ``no one seen`` / ``""`` for a row."""
+    if row["state"] == "empty":
+        return "no one seen"
+    return rule_text(row.get("hidden_by"), min_group_size)

@@ -17,6 +17,7 @@ from moodlens.recognition.faces import Faces
 from moodlens.spec import EMOTION_COLORS_BGR, EMOTIONS
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+Rect = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
 _UNKNOWN_COLOR = (255, 255, 255)  # faces not classified yet (NaN probabilities)
 
 
@@ -58,19 +59,47 @@ class BoxAnnotator:
         return image
 
 
-def _put_label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, int], scale: float) -> None:
-    """Filled label box with its bottom-left at (x, y), moved inside the image when needed."""
+def _label_rect(image_shape: tuple[int, ...], text: str, x: int, y: int, scale: float,
+                ) -> tuple[int, int, int, int, int, int]:
+    """Where :func:`_put_label` draws: (left, top, right, bottom) of the filled box, then the text's width
+    and height. The box's bottom-left is at (x, y), moved inside the image when needed."""
     font_scale = 0.6 * scale
     thick = max(1, round(1.5 * scale))
     (tw, th), base = cv2.getTextSize(text, _FONT, font_scale, thick)
     pad = max(2, round(4 * scale))
-    H, W = image.shape[:2]
+    H, W = image_shape[:2]
     x = int(min(max(0, x), max(0, W - tw - 2 * pad)))
     top = y - th - base - 2 * pad
     if top < 0:  # no room above the box: draw inside it
         top = max(0, y)
-    cv2.rectangle(image, (x, top), (x + tw + 2 * pad, top + th + base + 2 * pad), color, -1)
-    cv2.putText(image, text, (x + pad, top + pad + th), _FONT, font_scale, _text_color(color), thick, cv2.LINE_AA)
+    return x, top, x + tw + 2 * pad, top + th + base + 2 * pad, tw, th
+
+
+def _label_area(image_shape: tuple[int, ...], text: str, x: int, y: int, scale: float) -> Rect:
+    """The pixels a label covers, right and bottom exclusive (``cv2.rectangle`` fills its corners inclusive)."""
+    left, top, right, bottom, _, _ = _label_rect(image_shape, text, x, y, scale)
+    return left, top, right + 1, bottom + 1
+
+
+def _put_label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, int], scale: float) -> None:
+    """Filled label box with its bottom-left at (x, y), moved inside the image when needed."""
+    left, top, right, bottom, _, th = _label_rect(image.shape, text, x, y, scale)
+    pad = max(2, round(4 * scale))
+    cv2.rectangle(image, (left, top), (right, bottom), color, -1)
+    cv2.putText(image, text, (left + pad, top + pad + th), _FONT, 0.6 * scale, _text_color(color),
+                max(1, round(1.5 * scale)), cv2.LINE_AA)
+
+
+def label_text(faces: Faces, i: int, show_confidence: bool = True, show_track_id: bool = True) -> str:
+    """The label drawn above face ``i``: ``emotion 87%``, with ``#id`` when tracked, ``face`` before classifying."""
+    face = faces[i]
+    if np.isnan(faces.probs[i]).any():
+        text = "face"
+    else:
+        text = face.emotion + (f" {face.confidence:.0%}" if show_confidence else "")
+    if show_track_id and face.track_id is not None:
+        text = f"#{face.track_id} {text}"
+    return text
 
 
 @dataclass
@@ -82,50 +111,111 @@ class LabelAnnotator:
 
     def annotate(self, image: np.ndarray, faces: Faces) -> np.ndarray:
         s = _scale(image)
-        for i, face in enumerate(faces):
-            x, y, _, _ = face.box
-            if np.isnan(faces.probs[i]).any():
-                text = "face"
-            else:
-                text = face.emotion + (f" {face.confidence:.0%}" if self.show_confidence else "")
-            if self.show_track_id and face.track_id is not None:
-                text = f"#{face.track_id} {text}"
-            _put_label(image, text, x, y, _color(faces, i), s)
+        for i, (x, y, _, _) in enumerate(faces.boxes):
+            text = label_text(faces, i, self.show_confidence, self.show_track_id)
+            _put_label(image, text, int(x), int(y), _color(faces, i), s)
         return image
+
+
+def _overlap(a: Rect, b: Rect) -> int:
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _candidates(box: Rect, label: Rect, size: tuple[int, int], gap: int) -> list[tuple[int, int]]:
+    """Top-left corners to try for a panel of ``size`` (w, h) beside a face, nearest first."""
+    x0, y0, x1, y1 = box
+    w, h = size
+    top = min(y0, label[1])
+    spots = [(x1 + gap, y0), (x0 - gap - w, y0), (x1 + gap, y1 - h), (x0 - gap - w, y1 - h),
+             (x0, y1 + gap), (x1 - w, y1 + gap), ((x0 + x1 - w) // 2, y1 + gap),
+             (x0, top - gap - h), (x1 - w, top - gap - h), (x1 + gap, top - gap - h), (x0 - gap - w, top - gap - h),
+             (x1 + gap, y1 + gap), (x0 - gap - w, y1 + gap)]
+    # Then further along the sides, in steps of a third of the panel.
+    for k in range(1, 7):
+        for dy in (k * h // 3, -k * h // 3):
+            spots += [(x1 + gap, y0 + dy), (x0 - gap - w, y0 + dy)]
+    return spots
+
+
+def place_panels(boxes: np.ndarray, labels: list[Rect], sizes: list[tuple[int, int]], image_shape: tuple[int, ...],
+                 gap: int = 4) -> list[Rect | None]:
+    """Where to draw each face's score panel without covering any face, any label or another panel.
+
+    ``labels[i]`` is the label of face ``i``; entries after the last face are more areas to keep clear
+    (panels drawn before). ``sizes[i]`` is face ``i``'s panel (width, height). Candidate spots around
+    each face are tried nearest first; a panel that fits nowhere inside the image without covering
+    something is left out (``None``) rather than drawn over another face.
+    """
+    H, W = image_shape[:2]
+    faces: list[Rect] = [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in boxes]
+    taken: list[Rect] = [*faces, *labels]
+    placed: list[Rect | None] = []
+    for i, (w, h) in enumerate(sizes):
+        spot = None
+        for cx, cy in _candidates(faces[i], labels[i], (w, h), gap):
+            rect = (cx, cy, cx + w, cy + h)
+            if cx >= 0 and cy >= 0 and cx + w <= W and cy + h <= H and not any(_overlap(rect, t) for t in taken):
+                spot = rect
+                break
+        placed.append(spot)
+        if spot is not None:
+            taken.append(spot)
+    return placed
 
 
 @dataclass
 class ScoreBarAnnotator:
-    """Seven horizontal bars (one per emotion) beside each face, widths proportional to its scores."""
+    """Seven horizontal bars (one per emotion) beside each face, widths proportional to its scores.
+
+    Panels are placed where they cover no face, no label and no other panel (:func:`place_panels`),
+    shrunk to 3/4 or 1/2 size when a crowd leaves no room at full size, and left out when even that fails.
+    """
 
     width: int | None = None
+    #: The labels to keep clear of, as :class:`LabelAnnotator` draws them.
+    show_confidence: bool = True
+    show_track_id: bool = True
 
     def annotate(self, image: np.ndarray, faces: Faces) -> np.ndarray:
         s = _scale(image)
-        H, W = image.shape[:2]
-        bar_w = self.width or max(30, round(90 * s))
-        bar_h = max(4, round(9 * s))
-        font_scale = 0.32 * s
-        for i, (x, y, w, _h) in enumerate(faces.boxes):
-            if np.isnan(faces.probs[i]).any():
-                continue
-            label_w = cv2.getTextSize("surprise", _FONT, font_scale, 1)[0][0] + 4
-            left = int(x + w + 4)
-            if left + label_w + bar_w > W:  # no room on the right: put the bars on the left
-                left = max(0, int(x) - 4 - label_w - bar_w)
-            # Dark backdrop so the white names read on any background.
-            bottom = min(H, int(y) + len(EMOTIONS) * (bar_h + 2))
-            cv2.rectangle(image, (left - 2, int(y) - 2), (left + label_w + bar_w + 2, bottom), (25, 25, 25), -1)
-            for k, (name, p) in enumerate(zip(EMOTIONS, faces.probs[i], strict=True)):
-                top = int(y) + k * (bar_h + 2)
-                if top + bar_h > H:
-                    break
-                cv2.putText(image, name, (left, top + bar_h - 1), _FONT, font_scale, (255, 255, 255), 1, cv2.LINE_AA)
-                x0 = left + label_w
-                cv2.rectangle(image, (x0, top), (x0 + bar_w, top + bar_h), (60, 60, 60), -1)
-                cv2.rectangle(image, (x0, top), (x0 + max(1, round(bar_w * float(p))), top + bar_h),
-                              EMOTION_COLORS_BGR[name], -1)
+        classified = [i for i in range(len(faces)) if not np.isnan(faces.probs[i]).any()]
+        # Labels first (one per face, as LabelAnnotator draws them), then each panel drawn.
+        keep_clear = [_label_area(image.shape, label_text(faces, i, self.show_confidence, self.show_track_id),
+                                  int(faces.boxes[i][0]), int(faces.boxes[i][1]), s) for i in range(len(faces))]
+        todo = classified
+        for factor in (1.0, 0.75, 0.5):
+            if not todo:
+                break
+            sizes = {i: self._size(s, factor) for i in todo}
+            spots = place_panels(faces.boxes, keep_clear, [sizes.get(i, (0, 0)) for i in range(len(faces))],
+                                 image.shape, gap=max(4, round(4 * s)))  # clear of the box's scaled outline
+            for i in todo:
+                if spots[i] is not None:
+                    self._draw(image, faces.probs[i], spots[i], s * factor)
+                    keep_clear.append(spots[i])
+            todo = [i for i in todo if spots[i] is None]
         return image
+
+    def _size(self, s: float, factor: float) -> tuple[int, int]:
+        """Panel (width, height) at drawing scale ``s`` shrunk by ``factor``."""
+        bar_w = round((self.width or max(30, round(90 * s))) * factor)
+        bar_h = max(4, round(9 * s * factor))
+        label_w = cv2.getTextSize("surprise", _FONT, 0.32 * s * factor, 1)[0][0] + 4
+        return label_w + bar_w + 4, len(EMOTIONS) * (bar_h + 2) + 2
+
+    def _draw(self, image: np.ndarray, probs: np.ndarray, rect: Rect, s: float) -> None:
+        left, top, right, bottom = rect
+        bar_h = max(4, round(9 * s))
+        label_w = cv2.getTextSize("surprise", _FONT, 0.32 * s, 1)[0][0] + 4
+        bar_w = right - left - label_w - 4
+        cv2.rectangle(image, (left, top), (right - 1, bottom - 1), (25, 25, 25), -1)  # names read on any background
+        for k, (name, p) in enumerate(zip(EMOTIONS, probs, strict=True)):
+            y = top + 2 + k * (bar_h + 2)
+            cv2.putText(image, name, (left + 2, y + bar_h - 1), _FONT, 0.32 * s, (255, 255, 255), 1, cv2.LINE_AA)
+            x0 = left + 2 + label_w
+            cv2.rectangle(image, (x0, y), (x0 + bar_w, y + bar_h), (60, 60, 60), -1)
+            cv2.rectangle(image, (x0, y), (x0 + max(1, round(bar_w * float(p))), y + bar_h), EMOTION_COLORS_BGR[name],
+                          -1)
 
 
 @dataclass

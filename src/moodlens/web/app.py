@@ -18,8 +18,10 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from moodlens import __version__
+from moodlens.events.model_facts import model_facts
 from moodlens.recognition.analyzer import Analyzer
 from moodlens.recognition.imageio import MAX_PIXELS
+from moodlens.recognition.schema import ModelRef
 from moodlens.settings import AnalysisSettings
 from moodlens.web.deps import InferencePool, WebSettings
 from moodlens.web.routers import analyze, health, live, model, pages
@@ -61,6 +63,7 @@ def create_app(settings: AnalysisSettings | None = None, max_upload_mb: float = 
     app.state.settings = web
     app.state.pool = InferencePool(analyzers, web.max_queue)
     app.state.model_info = model_info(analyzers[0])
+    app.state.model_ref = ModelRef.from_facts(model_facts(analyzers[0]))  # in every image result
     app.state.nav = [("/", "Photos"), ("/live", "Live camera")]
 
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")

@@ -1,4 +1,8 @@
-"""Pydantic models of every JSON request and response: the single description the OpenAPI page shows."""
+"""Pydantic models of every JSON request and response: the single description the OpenAPI page shows.
+
+Image results (faces, images, file errors) are defined in :mod:`moodlens.recognition.schema`, which the
+CLI shares without importing the web stack.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +11,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from moodlens.recognition.faces import Faces
-from moodlens.spec import EMOTIONS
+from moodlens.recognition.schema import FaceOut, FileError, ImageResult, ImageResults, ModelRef
 
-
-class FaceOut(BaseModel):
-    box: list[int] = Field(description="x, y, width, height in pixels of the uploaded image",
-                           examples=[[180, 40, 90, 90]])
-    emotion: str = Field(description=f"most likely expression, one of {', '.join(EMOTIONS)}", examples=["happy"])
-    confidence: float = Field(description="probability of `emotion`, 0..1", examples=[0.93])
-    scores: dict[str, float] = Field(description="probability of each of the 7 expressions (sums to 1)")
-    detector_score: float = Field(description="face detector confidence, 0..1")
-    track_id: int | None = Field(default=None, description="stable id across live frames (live stream only)")
-
-
-class ImageResult(BaseModel):
-    index: int = Field(description="position of the file in the request (0-based)")
-    filename: str
-    width: int
-    height: int
-    faces: list[FaceOut]
-    annotated_image: str | None = Field(
-        default=None,
-        description="with `annotate=true`: the photo with boxes and labels, as a data:image/jpeg;base64 URL")
-
-    @classmethod
-    def from_faces(cls, index: int, filename: str, shape: tuple[int, ...], faces: Faces,
-                   annotated_image: str | None = None) -> ImageResult:
-        return cls(index=index, filename=filename, width=int(shape[1]), height=int(shape[0]),
-                   faces=[FaceOut(**face) for face in faces.to_list()], annotated_image=annotated_image)
+__all__ = ["AnalyzeResponse", "FaceOut", "FileError", "ImageResult", "ImageResults", "ModelRef", "LiveFrame",
+           "ErrorDetail", "Health", "ModelMetrics", "ModelInfo", "Limits"]
 
 
 class LiveFrame(BaseModel):
@@ -51,18 +31,8 @@ class LiveFrame(BaseModel):
                    ms=round(seconds * 1000, 1))
 
 
-class FileError(BaseModel):
-    index: int = Field(description="position of the file in the request (0-based)")
-    filename: str
-    status: int = Field(description="HTTP status this file alone would get: 413 too many pixels, 415 not a "
-                                    "supported image, 422 empty/truncated/too small/undecodable",
-                        examples=[415])
-    reason: str = Field(examples=["not an image (content looks like text)"])
-
-
-class AnalyzeResponse(BaseModel):
-    images: list[ImageResult] = Field(description="one entry per file that was analysed, in upload order")
-    errors: list[FileError] = Field(default_factory=list, description="one entry per file that was rejected")
+#: The answer of ``POST /api/v1/analyze``: the same shape as ``moodlens analyze --json`` and ``moodlens demo``.
+AnalyzeResponse = ImageResults
 
 
 class ErrorDetail(BaseModel):

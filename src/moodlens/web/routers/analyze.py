@@ -50,7 +50,8 @@ def analyze_bytes(analyzer: Any, filename: str, data: bytes, max_pixels: int) ->
 
 def file_error(index: int, filename: str, error: ImageError) -> FileError:
     reason = str(error).removeprefix(f"{filename}: ")
-    return FileError(index=index, filename=filename, status=IMAGE_ERROR_STATUS[error.kind], reason=reason)
+    return FileError(index=index, filename=filename, kind=error.kind, status=IMAGE_ERROR_STATUS[error.kind],
+                     reason=reason)
 
 
 def analyze_file(analyzer: Any, index: int, filename: str, data: bytes, max_pixels: int,
@@ -123,7 +124,7 @@ async def analyze(
             if settings.save_dir is not None:
                 await run_in_threadpool(save_upload, settings.save_dir, filename, data, result)
     response.status_code = batch_status(images, errors)
-    return AnalyzeResponse(images=images, errors=errors)
+    return AnalyzeResponse(model=request.app.state.model_ref, images=images, errors=errors)
 
 
 @router.get("/limits", response_model=Limits, summary="Upload limits of this server")

@@ -8,19 +8,25 @@ Uploaded photos are analysed in memory; only per-face numbers are stored, never 
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
+from markupsafe import Markup
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from moodlens.events.compare import MAX_EVENTS, Comparison, build_comparison, check_names
 from moodlens.events.ingest import ingest_images
-from moodlens.events.report import build_report
+from moodlens.events.report import EventReport, build_report
+from moodlens.events.report_files import comparison_tables, report_tables, write_csv_stream
 from moodlens.events.store import EventExists, EventNotFound, EventStore
 from moodlens.settings import MIN_GROUP_SIZE
 from moodlens.web.deps import Pool, Settings, admit_or_503, read_uploads
+from moodlens.web.report_cache import SingleFlightCache
 from moodlens.web.routers.analyze import IMAGE_ERROR_STATUS
 from moodlens.web.schemas import FileError
 from moodlens.web.templating import render_page
@@ -33,12 +39,12 @@ _store_lock = threading.Lock()
 
 
 def get_event_store(request: Request) -> EventStore:
-    """One EventStore per app, opened on first use."""
+    """One EventStore per app, opened on first use (with an empty report cache)."""
     state = request.app.state
     with _store_lock:
         if getattr(state, "event_store", None) is None:
             state.event_store = EventStore(getattr(state, "event_db", None))
-            state.event_report_cache = {}
+            state.report_cache = SingleFlightCache()
     return state.event_store
 
 
@@ -91,22 +97,36 @@ async def create_event(body: EventCreate, store: Store) -> dict[str, Any]:
     return next(e.to_dict() for e in store.list_events() if e.name == body.name.strip())
 
 
-def _cached(request: Request, store: EventStore, name: str, min_group_size: int) -> dict[str, Any]:
-    """The event's report (and its rendered HTML), rebuilt only when its data changed: the live page polls."""
-    version = (store.data_version(name), min_group_size)
-    cache = request.app.state.event_report_cache
-    entry = cache.get(name)
-    if entry is None or entry["version"] != version:
-        entry = {"version": version, "report": build_report(store, name, min_group_size=min_group_size)}
-        cache[name] = entry
-    return entry
+def report_version(store: EventStore, name: str) -> tuple[Any, ...]:
+    """Changes whenever the event's report could: new observations, sources added or finished, a new window."""
+    ev = store.get_event(name)
+    sources = tuple((s.id, bool(s.finished), s.model_sha256) for s in store.sources(name))
+    return store.data_version(name), sources, ev.starts_at, ev.ends_at
+
+
+def _cache(request: Request) -> SingleFlightCache:
+    return request.app.state.report_cache
+
+
+def _report(request: Request, store: EventStore, name: str, min_group_size: int,
+            version: tuple[Any, ...] | None = None) -> EventReport:
+    """The event's report, rebuilt only when its data changed and never twice at once."""
+    version = version or report_version(store, name)
+    return _cache(request).get(("report", name, min_group_size), version,
+                               lambda: build_report(store, name, min_group_size=min_group_size))
+
+
+def _etag(name: str, version: tuple[Any, ...], kind: str) -> str:
+    # Hashed: event names may hold characters that HTTP headers cannot.
+    digest = hashlib.sha1(repr((name, version, kind)).encode()).hexdigest()[:20]
+    return f'"{digest}"'
 
 
 @router.get("/api/v1/events/{name}/report", summary="The event's aggregate report as JSON")
 async def event_report(request: Request, name: str, store: Store,
                        min_group_size: MinGroup = WEB_MIN_GROUP_SIZE) -> dict[str, Any]:
     try:
-        return (await run_in_threadpool(_cached, request, store, name, min_group_size))["report"].to_dict()
+        return (await run_in_threadpool(_report, request, store, name, min_group_size)).to_dict()
     except EventNotFound as exc:
         raise _not_found(exc) from None
 
@@ -115,16 +135,17 @@ def _html(request: Request, store: EventStore, name: str, full: bool) -> tuple[s
     """(HTML, ETag) of the full report page or of the fragment the live page swaps in."""
     from moodlens.events.report_html import render_fragment, render_html
 
-    entry = _cached(request, store, name, WEB_MIN_GROUP_SIZE)
+    version = report_version(store, name)
+    report = _report(request, store, name, WEB_MIN_GROUP_SIZE, version)
     kind = "page" if full else "fragment"
-    if kind not in entry:
-        entry[kind] = render_html(entry["report"]) if full else render_fragment(entry["report"])
-    return entry[kind], _etag(name, entry["version"][0][1], kind)
+    html = _cache(request).get((kind, name), version,
+                               lambda: render_html(report) if full else render_fragment(report))
+    return html, _etag(name, version, kind)
 
 
-def _etag(name: str, top_observation: int, kind: str) -> str:
-    # Hashed: event names may hold characters that HTTP headers cannot.
-    return f'"{hashlib.sha1(name.encode()).hexdigest()[:12]}-{top_observation}-{kind}"'
+def _download_name(name: str, suffix: str) -> str:
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)[:80]
+    return f"{safe}-{suffix}"
 
 
 @router.get("/events/{name}/report.html", response_class=HTMLResponse, include_in_schema=False)
@@ -134,21 +155,87 @@ async def event_report_html(request: Request, name: str, store: Store) -> HTMLRe
         html, _ = await run_in_threadpool(_html, request, store, name, True)
     except EventNotFound as exc:
         raise _not_found(exc) from None
-    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)[:80]
-    return HTMLResponse(html, headers={"Content-Disposition": f'inline; filename="{safe}-report.html"'})
+    return HTMLResponse(html, headers={
+        "Content-Disposition": f'inline; filename="{_download_name(name, "report.html")}"'})
 
 
 @router.get("/events/{name}/fragment", response_class=HTMLResponse, include_in_schema=False)
 async def event_report_fragment(request: Request, name: str, store: Store) -> Response:
     """The report body the live page swaps in; 304 while the event's data is unchanged."""
     try:
-        etag = _etag(name, (await run_in_threadpool(store.data_version, name))[1], "fragment")
+        etag = _etag(name, await run_in_threadpool(report_version, store, name), "fragment")
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag})
         html, etag = await run_in_threadpool(_html, request, store, name, False)
     except EventNotFound as exc:
         raise _not_found(exc) from None
     return HTMLResponse(html, headers={"ETag": etag, "Cache-Control": "no-cache"})
+
+
+def _csv_response(tables: dict[str, tuple[list[dict[str, Any]], list[str]]], table: str, filename: str) -> Response:
+    if table not in tables:
+        raise HTTPException(404, f"no table {table!r}; choose from {', '.join(tables)}")
+    rows, columns = tables[table]
+    buffer = io.StringIO()
+    write_csv_stream(buffer, rows, columns)
+    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/api/v1/events/{name}/{table}.csv", summary="A table of the event's report as CSV",
+            response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+async def event_report_csv(request: Request, name: str, table: str, store: Store,
+                           min_group_size: MinGroup = WEB_MIN_GROUP_SIZE) -> Response:
+    """``table``: ``summary``, ``timeline`` (one row per time bin, with its ``state``: empty, hidden or shown,
+    and the rule that hid it), ``sources`` or ``outside`` (observations outside the report period)."""
+    try:
+        report = await run_in_threadpool(_report, request, store, name, min_group_size)
+    except EventNotFound as exc:
+        raise _not_found(exc) from None
+    return _csv_response(report_tables(report), table, _download_name(name, f"{table}.csv"))
+
+
+EventNames = Annotated[list[str], Query(alias="e", description=f"event names, 2 to {MAX_EVENTS}")]
+
+
+def _comparison(request: Request, store: EventStore, names: list[str], min_group_size: int,
+                html: bool = False) -> Comparison | str:
+    """The comparison (or its HTML fragment), rebuilt only when one of the events' data changed."""
+    names = check_names(names)
+    version = tuple(report_version(store, n) for n in names)
+    slot = (tuple(names), min_group_size)
+    comparison = _cache(request).get(("compare", *slot), version,
+                                     lambda: build_comparison(store, names, min_group_size=min_group_size))
+    if not html:
+        return comparison
+    from moodlens.events.compare_html import render_comparison_fragment
+
+    return _cache(request).get(("compare-html", *slot), version, lambda: render_comparison_fragment(comparison))
+
+
+async def _compare_or_error(request: Request, store: EventStore, names: list[str], min_group_size: int,
+                            html: bool = False) -> Any:
+    try:
+        return await run_in_threadpool(_comparison, request, store, names, min_group_size, html)
+    except EventNotFound as exc:
+        raise _not_found(exc) from None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.get("/api/v1/events/compare", summary="Events side by side, as JSON (same privacy rules as reports)")
+async def compare_json(request: Request, store: Store, names: EventNames,
+                       min_group_size: MinGroup = WEB_MIN_GROUP_SIZE) -> dict[str, Any]:
+    return (await _compare_or_error(request, store, names, min_group_size)).to_dict()
+
+
+@router.get("/api/v1/events/compare.csv", summary="A table of an events comparison as CSV",
+            response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+async def compare_csv(request: Request, store: Store, names: EventNames,
+                      table: Annotated[str, Query(description="events, event_time or event_sources")] = "events",
+                      min_group_size: MinGroup = WEB_MIN_GROUP_SIZE) -> Response:
+    comparison = await _compare_or_error(request, store, names, min_group_size)
+    return _csv_response(comparison_tables(comparison), table, f"comparison-{table}.csv")
 
 
 def _ingest_uploads(analyzer: Any, store: EventStore, name: str, batch: str,
@@ -159,7 +246,7 @@ def _ingest_uploads(analyzer: Any, store: EventStore, name: str, batch: str,
     errors = []
     for filename, reason, kind in result.errors:
         reason = reason.removeprefix(f"{filename}: ")
-        errors.append(FileError(index=index.get(filename, -1), filename=filename,
+        errors.append(FileError(index=index.get(filename, -1), filename=filename, kind=kind,
                                 status=IMAGE_ERROR_STATUS[kind], reason=reason))
     return result.frames - len(errors), result.faces, errors
 
@@ -189,6 +276,20 @@ async def upload_photos(request: Request, name: str, store: Store, settings: Set
 async def events_page(request: Request, store: Store) -> HTMLResponse:
     events = await run_in_threadpool(store.list_events)
     return render_page(request, "events.html", title="Events", events=events)
+
+
+@router.get("/events/compare", response_class=HTMLResponse, include_in_schema=False)
+async def compare_page(request: Request, store: Store,
+                       names: Annotated[list[str] | None, Query(alias="e")] = None) -> HTMLResponse:
+    """Events side by side; without ``e`` (or an event named ``compare``), the events list to choose from."""
+    if not names:
+        if any(e.name == "compare" for e in await run_in_threadpool(store.list_events)):
+            return await event_page(request, "compare", store)
+        return RedirectResponse("/events", status_code=303)
+    fragment = await _compare_or_error(request, store, list(names), WEB_MIN_GROUP_SIZE, html=True)
+    query = urlencode([("e", n) for n in names])
+    return render_page(request, "event_compare.html", title="Compare events", fragment=Markup(fragment),
+                       query=query, names=list(names))
 
 
 @router.get("/events/{name}", response_class=HTMLResponse, include_in_schema=False)
