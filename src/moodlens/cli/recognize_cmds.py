@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from moodlens.cli.errors import fail
-from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, analysis_settings
+from moodlens.cli.errors import fail, user_errors
+from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, RayOpt, analysis_settings
+from moodlens.distributed.cluster import ClusterError
 from moodlens.settings import DEFAULTS
 
 EveryOpt = Annotated[int, typer.Option(min=1, help="Run the detector every N frames; track in between.")]
@@ -26,6 +27,15 @@ def _analyzer(model: str, detector: str, min_confidence: float, max_side: int): 
         raise fail(str(exc)) from exc
 
 
+def _on_ray(paths: list[Path], settings, address: str, images: bool):  # noqa: ANN001, ANN202 - lazy imports
+    """The Ray path's results in the shape of ``Analyzer.analyze_paths_with_images``."""
+    from moodlens.distributed.photos import analyze_paths_on_ray, with_images
+
+    found = analyze_paths_on_ray(paths, settings, address=address, progress=True)
+    return with_images(found) if images else ((path, faces, None) for path, faces in found)
+
+
+@user_errors(ClusterError)
 def analyze(
     paths: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
     out: Annotated[Path | None, typer.Option(help="Folder for annotated copies of the images.")] = None,
@@ -37,6 +47,7 @@ def analyze(
     detector: DetectorOpt = DEFAULTS.detector,
     min_confidence: ConfOpt = DEFAULTS.min_confidence,
     max_side: MaxSideOpt = DEFAULTS.max_side,
+    ray: RayOpt = None,
 ) -> None:
     """Find every face in photos and classify its expression (failures are reported and skipped)."""
     import cv2
@@ -45,11 +56,13 @@ def analyze(
     from moodlens.video import FACE_FIELDS, CsvWriter
 
     analyzer = _analyzer(model, detector, min_confidence, max_side)
+    found = (_on_ray(paths, analyzer.settings, ray, images=out is not None) if ray
+             else analyzer.analyze_paths_with_images(paths, progress=True))
     results, failures = [], 0
     rows = CsvWriter(csv_path, ["file", *FACE_FIELDS]) if csv_path else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    for path, faces, image in analyzer.analyze_paths_with_images(paths, progress=True):
+    for path, faces, image in found:
         if isinstance(faces, Exception):
             failures += 1
             typer.secho(f"skipped {faces}", fg="yellow", err=True)
