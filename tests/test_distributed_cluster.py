@@ -63,6 +63,19 @@ def test_ray_without_the_extra_says_how_to_install_it(tmp_path):
     assert not (tmp_path / "f.csv").exists()  # checked before anything is written
 
 
+def test_only_the_cluster_module_imports_ray():
+    """Everything else gets Ray through ``cluster.import_ray`` (a clear error without the extra)."""
+    import re
+    from pathlib import Path
+
+    import moodlens
+
+    package = Path(moodlens.__file__).parent
+    importers = sorted(p.relative_to(package).as_posix() for p in package.rglob("*.py")
+                       if re.search(r"^\s*(import ray\b|from ray\b)", p.read_text(), re.MULTILINE))
+    assert importers == ["distributed/cluster.py"]
+
+
 def test_runtime_and_cli_do_not_import_ray():
     code = ("import sys, moodlens.cli, moodlens.distributed.cluster, moodlens.distributed.photos, "
             "moodlens.recognition.analyzer, moodlens.events.ingest, moodlens.web.app; print('ray' in sys.modules)")
