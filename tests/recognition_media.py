@@ -89,3 +89,23 @@ def moving_faces_frames(n: int, faces: int = 2, size: tuple[int, int] = (640, 48
             img[y:y + sh, x:x + sw] = sprite if k % 2 == 0 else sprite[:, ::-1]
         frames.append(img)
     return frames
+
+
+def photo_archive(folder, sizes: tuple[int, ...] = (640, 900, 480, 1100, 720, 560), broken: bool = True):
+    """A folder of real photos: scikit-image's astronaut at each long side of ``sizes``, in turn as is,
+    mirrored and cropped (one in a sub-folder), plus a photo without a face and, with ``broken``, a file
+    that is not an image. Returns the folder."""
+    astro = astronaut_bgr()
+    (folder / "more").mkdir(parents=True, exist_ok=True)
+    for i, side in enumerate(sizes):
+        photo = cv2.resize(astro, (side, side), interpolation=cv2.INTER_AREA if side < 512 else cv2.INTER_CUBIC)
+        if i % 3 == 1:
+            photo = photo[:, ::-1]
+        elif i % 3 == 2:
+            photo = photo[: side * 7 // 10, side // 5:]  # the head and shoulders, not the whole suit
+        name = f"more/astronaut_{i:02d}.jpg" if i == 2 else f"astronaut_{i:02d}.jpg"
+        cv2.imwrite(str(folder / name), np.ascontiguousarray(photo))
+    cv2.imwrite(str(folder / "empty_room.png"), background(800, 600))
+    if broken:
+        (folder / "broken.jpg").write_bytes(b"this is not a photo")
+    return folder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,26 @@ def test_bench_report_runs_and_reports_its_steps(tmp_path):
     assert set(result["times"]) == {"build_report", "render_html", "write_report"}
     assert all(t["best_wall_s"] > 0 for t in result["times"].values()) and result["bins"] <= 150
     assert result["bin"] == "30 minutes" and result["machine"]["usable_cores"] >= 1
+
+
+@pytest.mark.slow
+def test_bench_ray_compares_plain_and_ray_runs_and_the_store(tmp_path):
+    pytest.importorskip("ray")
+    from ray_nodes import QUIET_MEMORY_MONITOR
+
+    from moodlens.events.pgtemp import postgres_bindir
+
+    store = ["--store-writers", "2", "--store-seconds", "1"] if postgres_bindir() else []
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_ray.py"), "--photos", "2", "--side", "480",
+                           "--workers", "1", "2", *store, "--json", str(out)],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **QUIET_MEMORY_MONITOR})
+    assert proc.returncode == 0, proc.stderr
+    assert "machine:" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["machine"]["ray"] and result["plain"]["photos"] == 3 and result["plain"]["photos_per_s"] > 0
+    assert [run["workers"] for run in result["ray"]] == [1, 2]
+    assert all(run["same_faces_as_plain"] and run["photos"] == 3 and run["photos_per_s"] > 0 for run in result["ray"])
+    if store:
+        assert result["store_capacity"][0]["writers"] == 2 and result["store_capacity"][0]["observations_per_s"] > 0

@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from moodlens.cli.errors import fail
-from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, analysis_settings
+from moodlens.cli.errors import fail, user_errors
+from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, RayOpt, analysis_settings
+from moodlens.distributed.cluster import ClusterError
 from moodlens.settings import DEFAULTS
 from moodlens.textsafe import terminal_text
 from moodlens.wording import plural
@@ -29,6 +30,27 @@ def _analyzer(model: str, detector: str, min_confidence: float, max_side: int): 
         raise fail(str(exc)) from exc
 
 
+def _analysed(paths: list[Path], analyzer, ray: str | None, images: bool):  # noqa: ANN001, ANN202 - lazy imports
+    """(path, Faces or ImageError, decoded image or None, (height, width) or None) per path, in input order,
+    analysed here or on a Ray cluster; the image only when ``images`` (for drawing)."""
+    if not ray:
+        for path, faces, image in analyzer.analyze_paths_with_images(paths, progress=True):
+            yield path, faces, image, (image.shape[:2] if image is not None else None)
+        return
+    from moodlens.distributed.photos import analyze_paths_on_ray
+    from moodlens.recognition.imageio import ImageError, load_image
+
+    for path, faces, size in analyze_paths_on_ray(paths, analyzer.settings, address=ray, progress=True, sizes=True):
+        image = None
+        if images and not isinstance(faces, ImageError):
+            try:
+                image = load_image(path)
+            except ImageError as exc:  # changed since a worker read it
+                faces = exc
+        yield path, faces, image, size
+
+
+@user_errors(ClusterError)
 def analyze(
     paths: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
     out: Annotated[Path | None, typer.Option(help="Folder for annotated copies of the images.")] = None,
@@ -40,6 +62,7 @@ def analyze(
     detector: DetectorOpt = DEFAULTS.detector,
     min_confidence: ConfOpt = DEFAULTS.min_confidence,
     max_side: MaxSideOpt = DEFAULTS.max_side,
+    ray: RayOpt = None,
 ) -> None:
     """Find every face in photos and classify its expression; files that cannot be analysed (videos, other
     files, unreadable images) are reported with the reason and skipped."""
@@ -62,15 +85,15 @@ def analyze(
             results.errors.append(FileError(index=index, filename=str(item.path), kind=item.skip, reason=item.reason))
             typer.secho(f"skipped {terminal_text(str(item.path))}: {item.reason}", fg="yellow", err=True)
     todo = [(k, item.path) for k, item in enumerate(inputs) if not item.skip]
-    analysed = analyzer.analyze_paths_with_images([path for _, path in todo], progress=True)
-    for (index, _), (path, faces, image) in zip(todo, analysed, strict=True):
+    analysed = _analysed([path for _, path in todo], analyzer, ray, images=out is not None)
+    for (index, _), (path, faces, image, size) in zip(todo, analysed, strict=True):
         name = terminal_text(str(path))
         if isinstance(faces, Exception):
             reason = str(faces).removeprefix(f"{path}: ")
             results.errors.append(FileError(index=index, filename=str(path), kind=faces.kind, reason=reason))
             typer.secho(f"skipped {name}: {reason}", fg="yellow", err=True)
             continue
-        results.images.append(ImageResult.from_faces(index, str(path), image.shape, faces))
+        results.images.append(ImageResult.from_faces(index, str(path), size, faces))
         if rows:
             rows.write_rows(faces.to_records(file=str(path)))
         summary = ", ".join(f"{f.emotion} {f.confidence:.0%}" for f in faces) or "no face"
