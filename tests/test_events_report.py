@@ -8,8 +8,10 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
+from moodlens.card import ModelCard
 from moodlens.events.report import build_report, model_summary, parse_formats, valence_definition
 from moodlens.events.store import PROB_COLUMNS, EventStore
+from moodlens.recognition.classifier import default_model_path
 from moodlens.spec import EMOTIONS, VALENCE
 
 T0 = datetime(2025, 6, 1, 18, 0, 0)
@@ -40,7 +42,7 @@ def add_people(store: EventStore, uri: str, people: list[tuple[np.ndarray, float
 
 def test_small_event_shows_counts_only(store):
     add_people(store, "door", [(HAPPY, 0)] * 4)
-    report = build_report(store, "gala", model_card={})
+    report = build_report(store, "gala", model=None)
     assert report.people == 4 and report.faces == 12
     assert report.data["overall"]["suppressed"] and report.data["overall"]["shares"] is None
     assert all(b["suppressed"] for b in report.data["timeline"]) and "most_positive" not in report.data["peaks"]
@@ -49,7 +51,7 @@ def test_small_event_shows_counts_only(store):
 
 def test_valence_index_and_shares(store):
     add_people(store, "door", [(HAPPY, 0)] * 6 + [(SAD, 0)] * 2 + [(NEUTRAL, 0)] * 2)
-    report = build_report(store, "gala", model_card={})
+    report = build_report(store, "gala", model=None)
     overall = report.data["overall"]
     assert overall["shares"]["happy"] == pytest.approx(0.6) and overall["dominant"]["sad"] == 2
     assert overall["valence_index"] == pytest.approx(100 * (0.6 - 0.2))
@@ -66,7 +68,7 @@ def test_each_person_weighs_once_however_long_they_stay(store):
         rows += [{"frame": k, "ts": T0, "track": track, "box_w": 50, "box_h": 50,
                   **dict(zip(PROB_COLUMNS, map(float, probs), strict=True))} for k in range(n)]
     store.commit_batch(src.id, rows, 100, True)
-    shares = build_report(store, "gala", model_card={}).data["overall"]["shares"]
+    shares = build_report(store, "gala", model=None).data["overall"]["shares"]
     assert shares["happy"] == pytest.approx(1 / 6, abs=1e-4) and shares["sad"] == pytest.approx(5 / 6, abs=1e-4)
 
 
@@ -74,7 +76,7 @@ def test_small_groups_are_hidden_also_by_complement(store):
     add_people(store, "big-door", [(HAPPY, 0)] * 8 + [(SAD, 1)] * 6)
     add_people(store, "side-door", [(SAD, 0)] * 2)  # 2 people: hidden
     add_people(store, "photos", [(NEUTRAL, 0)] * 7, kind="photos")
-    report = build_report(store, "gala", model_card={})
+    report = build_report(store, "gala", model=None)
     sources = {s["source"]: s for s in report.data["sources"]}
     assert sources["side-door"]["suppressed"] and sources["side-door"]["people"] == 2
     # Total minus the shown sources would reveal the 2 hidden people: the smallest shown source is hidden too.
@@ -87,12 +89,12 @@ def test_small_groups_are_hidden_also_by_complement(store):
 
 def test_timeline_bins_and_peaks(store):
     add_people(store, "door", [(HAPPY, 0)] * 5 + [(SAD, 2)] * 5 + [(NEUTRAL, 4)] * 5)
-    report = build_report(store, "gala", model_card={})
+    report = build_report(store, "gala", model=None)
     rows = report.data["timeline"]
     assert [r["people"] for r in rows] == [5, 0, 5, 0, 5]  # empty minutes kept, so gaps show
     assert report.data["peaks"]["most_positive"]["start"] == T0.isoformat()
     assert report.data["peaks"]["most_negative"]["top_expression"] == "sad"
-    two = build_report(store, "gala", bin_minutes=2, model_card={})
+    two = build_report(store, "gala", bin_minutes=2, model=None)
     assert [r["people"] for r in two.data["timeline"]] == [5, 5, 5]
 
 
@@ -102,17 +104,25 @@ def test_event_window_filters_observations(store):
     rows = [{"frame": m, "ts": T0 + timedelta(minutes=m), "track": m, "box_w": 50, "box_h": 50,
              **dict(zip(PROB_COLUMNS, map(float, HAPPY), strict=True))} for m in range(5)]
     store.commit_batch(src.id, rows, 5, True)
-    report = build_report(store, "windowed", model_card={})
+    report = build_report(store, "windowed", model=None)
     assert report.people == 3 and report.data["totals"]["observations_outside_window"] == 2
 
 
+def _card_with(name: str, accuracy: float, macro_f1: float, f1: dict[str, float]) -> ModelCard:
+    """The shipped card with other PublicTest numbers (validated like any card)."""
+    card = ModelCard.of_model(default_model_path())
+    test = card.split("PublicTest").model_dump()
+    test |= {"accuracy": accuracy, "macro_f1": macro_f1,
+             "per_class": {c: m | {"f1": f1[c]} for c, m in test["per_class"].items()}}
+    return ModelCard.model_validate(card.model_dump() | {"name": name, "metrics": {"publictest": test}})
+
+
 def test_model_caveats_with_and_without_metrics():
-    none = model_summary({})
+    none = model_summary(None)
     assert none["accuracy"] is None and any("no measured accuracy" in c for c in none["caveats"])
     assert none["unreliable_classes"] == ["disgust", "fear"]
-    card = {"name": "m1", "metrics": {"publictest": {"accuracy": 0.712, "macro_f1": 0.69, "per_class": {
-        "angry": {"f1": 0.62, "precision": 0.6, "recall": 0.64}, "disgust": {"f1": 0.7}, "fear": 0.48,
-        "happy": 0.9, "sad": 0.45, "surprise": 0.8, "neutral": 0.66}}}}
+    card = _card_with("m1", 0.712, 0.69, {"angry": 0.62, "disgust": 0.7, "fear": 0.48, "happy": 0.9, "sad": 0.45,
+                                          "surprise": 0.8, "neutral": 0.66})
     summary = model_summary(card)
     assert summary["accuracy"] == 0.712 and summary["per_class"]["angry"] == 0.62
     assert summary["unreliable_classes"] == ["disgust", "fear", "sad"]  # fear/disgust always, sad by its F1
@@ -121,7 +131,7 @@ def test_model_caveats_with_and_without_metrics():
 
 def test_writes_every_format(store, tmp_path):
     add_people(store, "door", [(HAPPY, 0)] * 5)
-    report = build_report(store, "gala", model_card={"metrics": {"publictest": {"accuracy": 0.7}}})
+    report = build_report(store, "gala", model_card=_card_with("m2", 0.7, 0.6, dict.fromkeys(EMOTIONS, 0.6)))
     paths = report.write(tmp_path / "out", "json,csv")
     assert sorted(p.name for p in paths) == ["report.json", "sources.csv", "summary.csv", "timeline.csv"]
     data = json.loads((tmp_path / "out" / "report.json").read_text())

@@ -75,9 +75,7 @@ def _default_analyzer() -> Analyzer:
 
 def _model_name(analyzer: Any) -> str:
     classifier = getattr(analyzer, "classifier", None)
-    card = getattr(classifier, "card", {}) or {}
-    path = getattr(classifier, "model_path", None)
-    return str(card.get("name") or (Path(path).name if path else ""))
+    return classifier.name if classifier is not None else ""
 
 
 def _rows(faces: Faces, frame: int, ts: datetime, track_ids: Iterable[int]) -> list[dict[str, Any]]:

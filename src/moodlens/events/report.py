@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,10 +21,13 @@ from moodlens.events.store import PROB_COLUMNS, EventStore, utcnow
 from moodlens.settings import MIN_GROUP_SIZE
 from moodlens.spec import EMOTIONS, VALENCE
 
+if TYPE_CHECKING:
+    from moodlens.card import ModelCard
+
 REPORT_FORMATS = ("html", "csv", "json")
 #: Classes the report always warns about: few/ambiguous FER2013 examples make them unreliable.
 UNRELIABLE_CLASSES = ("fear", "disgust")
-#: Per-class score (F1, else recall) under which a class is flagged as unreliable too.
+#: Per-class F1 under which a class is flagged as unreliable too.
 RELIABLE_SCORE = 0.5
 
 _VALENCE = np.array([VALENCE[e] for e in EMOTIONS], np.float64)
@@ -141,47 +144,45 @@ def _iso(value: Any) -> str | None:
     return pd.Timestamp(value).isoformat()
 
 
-def model_summary(card: dict[str, Any] | None) -> dict[str, Any]:
-    """Measured accuracy and per-class caveats from a model card (``metrics.publictest``), if it has them."""
-    card = card or {}
-    test = (card.get("metrics") or {}).get("publictest") or {}
-    per_class_raw = test.get("per_class") or {}
-    per_class: dict[str, float] = {}
-    for name, value in per_class_raw.items():
-        score = value.get("f1", value.get("recall")) if isinstance(value, dict) else value
-        if isinstance(score, (int, float)):
-            per_class[name] = float(score)
-    weak = sorted({c for c, s in per_class.items() if s < RELIABLE_SCORE} | set(UNRELIABLE_CLASSES),
-                  key=lambda c: EMOTIONS.index(c) if c in EMOTIONS else 99)
+def model_summary(card: ModelCard | None) -> dict[str, Any]:
+    """Measured accuracy and per-class caveats from a model card (its PublicTest metrics), if it has them."""
+    test = card.split("PublicTest") if card else None
+    per_class = {name: c.f1 for name, c in test.per_class.items()} if test else {}
+    weak = sorted({c for c, s in per_class.items() if s < RELIABLE_SCORE} | set(UNRELIABLE_CLASSES), key=EMOTIONS.index)
     caveats = ["The model sees apparent facial expressions, not inner emotions: a smile is not proof of enjoyment."]
-    accuracy, macro_f1 = test.get("accuracy"), test.get("macro_f1")
-    if isinstance(accuracy, (int, float)):
-        text = f"Measured accuracy on the FER2013 PublicTest split: {100 * accuracy:.1f}%"
-        if isinstance(macro_f1, (int, float)):
-            text += f" (macro F1 {macro_f1:.3f})"
-        caveats.append(text + "; faces at an event (angles, light, masks) are usually harder than the test set.")
+    if test:
+        caveats.append(f"Measured accuracy on the FER2013 PublicTest split: {100 * test.accuracy:.1f}% (macro F1 "
+                       f"{test.macro_f1:.3f}); faces at an event (angles, light, masks) are usually harder than the "
+                       "test set.")
     else:
         caveats.append("The model card has no measured accuracy: treat these numbers as uncalibrated.")
     detail = ", ".join(f"{c} (F1 {per_class[c]:.2f})" if c in per_class else c for c in weak)
     caveats.append(f"Unreliable classes: {detail}. Their shares should not be read on their own.")
     caveats.append("FER2013 and similar data under-represent some ages, skin tones and cultures; "
                    "accuracy may differ between groups of people.")
-    return {"name": card.get("name"), "accuracy": accuracy, "macro_f1": macro_f1,
-            "per_class": per_class or None, "unreliable_classes": weak, "caveats": caveats}
+    return {"name": card.name if card else None, "accuracy": test.accuracy if test else None,
+            "macro_f1": test.macro_f1 if test else None, "per_class": per_class or None,
+            "unreliable_classes": weak, "caveats": caveats}
 
 
-def load_model_card(model: str | Path | None = "default") -> dict[str, Any]:
-    from moodlens.recognition.classifier import load_card, resolve_model
+def load_model_card(model: str | Path | None = "default") -> ModelCard | None:
+    """The card of a shipped model's name or an ONNX path; ``None`` when there is none (or no model)."""
+    from moodlens.card import ModelCard
+    from moodlens.recognition.classifier import resolve_model
 
+    if model is None:
+        return None
     try:
-        return load_card(resolve_model(model))
+        return ModelCard.of_model(resolve_model(model))
     except (FileNotFoundError, ValueError):
-        return {}
+        return None
 
 
 def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_GROUP_SIZE, bin_minutes: int = 1,
-                 model: str | Path | None = "default", model_card: dict[str, Any] | None = None) -> EventReport:
-    """Aggregate an event: totals, expression mix, timeline, sources, peaks, model caveats."""
+                 model: str | Path | None = "default", model_card: ModelCard | None = None) -> EventReport:
+    """Aggregate an event: totals, expression mix, timeline, sources, peaks, model caveats.
+
+    ``model_card`` (else the card of ``model``; ``model=None``: none) gives the model's measured quality."""
     if min_group_size < 1:
         raise ValueError("min_group_size must be at least 1")
     if bin_minutes < 1:
