@@ -101,7 +101,7 @@ def run_phase(phase: dict, data: Path, out: Path, seconds_left: float) -> None:
 def pack(runs: Path, dest: Path, order: list[str]) -> None:
     import torch
 
-    from moodlens.train.loop import checkpoint_weights
+    from moodlens.train.checkpoints import checkpoint_weights
 
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(dest / "results.tar.xz", "w:xz") as tar:

@@ -250,6 +250,13 @@ class ModelCard(_Frozen):
             raise ValueError(f"classes {list(classes)} differ from {list(EMOTIONS)}")
         return classes
 
+    @field_validator("metrics")
+    @classmethod
+    def _split_names_lowercase(cls, metrics: dict[str, SplitMetrics]) -> dict[str, SplitMetrics]:
+        if any(name != name.lower() for name in metrics):
+            raise ValueError(f"metrics are keyed by lower-case split names (publictest), got {', '.join(metrics)}")
+        return metrics
+
     @model_validator(mode="after")
     def _consistent(self) -> ModelCard:
         if self.params != sum(n.params for n in self.training.nets):

@@ -20,11 +20,16 @@ def _recipe_row(net: NetProvenance) -> str:
             f"{c.lr} | {c.dropout} | {c.balance} | {net.epochs_total} | {net.train_minutes_total} |")
 
 
+def _as_reported(share: float | None) -> str:
+    """A share with the digits it was reported with (up to 4): 0.7244, 0.747."""
+    return "not reported" if share is None else f"{share:.4f}".rstrip("0")
+
+
 def _evaluation_row(e: IndependentEvaluation) -> str:
     classes = "all 7" if e.classes == EMOTIONS else f"{len(e.classes)} ({', '.join(e.classes)})"
     n = f"{e.n:,}" if e.n else "not reported"
-    f1 = f"{e.macro_f1:.4f}" if e.macro_f1 is not None else "not reported"
-    return f"| {e.data} | {classes} | {n} | **{e.accuracy:.4f}** | {f1} | {e.date} | {e.measured_by}; {e.method} |"
+    return (f"| {e.data} | {classes} | {n} | **{_as_reported(e.accuracy)}** | {_as_reported(e.macro_f1)} | "
+            f"{e.date} | {e.measured_by}; {e.method} |")
 
 
 def _metrics_section(card: ModelCard, figures: Path) -> str:
@@ -113,16 +118,29 @@ emotion. See the README's "Responsible use".
 """
 
 
+def _release_command(card: ModelCard) -> tuple[str, ...]:
+    """The ``moodlens release`` call that ships the card's networks as its target (none for a plain export)."""
+    if not card.target:
+        return ()
+    runs = " ".join(f"--run {Path(n.checkpoint).parent}" for n in card.training.nets)
+    int8 = " --int8" if card.precision == "int8" else ""
+    flip = "" if card.tta != "none" else " --no-flip-tta"
+    return (f"moodlens release {runs} --target {card.target}{int8}{flip} --data ../shared/data/fer2013/fer2013.csv.gz "
+            f"--name {card.name} --command ...",)
+
+
 def _recipe_section(card: ModelCard) -> str:
     t = card.training
     cfg = t.nets[0].config
     a = cfg.augment
     nets = "\n".join(_recipe_row(n) for n in t.nets)
-    commands = "\n".join(f"    {cmd}" for cmd in t.commands) or "    (not recorded)"
+    commands = "\n".join(f"    {cmd}" for cmd in (*t.commands, *_release_command(card))) or "    (not recorded)"
     return f"""## Data
-FER2013 (Goodfellow et al., 2013). Training data: {t.data}, and nothing else. Model selection:
-{t.selection}. Class balancing ({cfg.balance}) uses training-split counts only; augmentation is applied to
-training batches only.
+FER2013 (Goodfellow et al., 2013).
+Training data: {t.data}, and nothing else.
+Model selection: {t.selection}.
+Class balancing ({cfg.balance}) uses training-split counts only; augmentation is applied to training
+batches only.
 
 ## Recipe
 VGG-style CNN: per stage {cfg.convs_per_stage} x (3x3 conv, BatchNorm, ReLU), max-pool; global average pool,
