@@ -17,22 +17,21 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from moodlens.card import ModelCard
 from moodlens.machine import faces_per_second, machine_facts
 from moodlens.recognition.classifier import EmotionClassifier, shipped_models
 
 
-def torch_predictor(checkpoints: list[Path] | None, card: dict[str, Any], threads: int):
+def torch_predictor(checkpoints: list[Path] | None, card: ModelCard | None, threads: int):
     """A PyTorch eager predictor for uint8 faces, and a sentence saying where its weights came from."""
     import torch
 
     from moodlens.train.augment import center_crop
+    from moodlens.train.checkpoints import build_model, load_checkpoint
     from moodlens.train.config import TrainConfig
-    from moodlens.train.export import load_checkpoint
-    from moodlens.train.loop import build_model
     from moodlens.train.model import ProbabilityModel
 
     torch.set_num_threads(threads)
@@ -42,14 +41,13 @@ def torch_predictor(checkpoints: list[Path] | None, card: dict[str, Any], thread
         source = "trained weights from " + ", ".join(
             f"{c} (widths {tuple(ck['config']['widths'])})" for c, (_, ck) in zip(checkpoints, loaded, strict=True))
     else:
-        configs = card.get("configs") or ([card["config"]] if "config" in card else [])
-        cfgs = [TrainConfig.from_dict(c) for c in configs] or [TrainConfig()]
+        cfgs = [net.config for net in card.training.nets] if card else [TrainConfig()]
         torch.manual_seed(0)
         nets = [build_model(cfg).eval() for cfg in cfgs]
-        origin = "the ONNX model's recorded configs" if configs else "the default TrainConfig"
+        origin = "the ONNX model's card" if card else "the default TrainConfig"
         source = (f"{len(nets)} freshly initialised EmotionNet(s) from {origin} "
                   f"(widths {', '.join(str(c.widths) for c in cfgs)}; untrained weights)")
-    model = ProbabilityModel(nets, flip_tta=card.get("tta", "horizontal flip average") != "none").eval()
+    model = ProbabilityModel(nets, flip_tta=card is None or card.tta != "none").eval()
 
     @torch.inference_mode()
     def predict(faces: np.ndarray) -> np.ndarray:
@@ -82,8 +80,8 @@ def main() -> None:
         print("PyTorch baseline: skipped (torch not installed; pip install 'moodlens[train]')")
     for clf in classifiers:
         card = clf.card
-        print(f"ort:{clf.model_path.stem}: {clf.model_path} ({card.get('precision', 'float32')}, "
-              f"{len(card.get('configs') or [1])} net(s), tta: {card.get('tta', 'unknown')})")
+        print(f"ort:{clf.model_path.stem}: {clf.model_path} " + (
+            f"({card.precision}, {card.ensemble_size} net(s), tta: {card.tta})" if card else "(no model card)"))
         sides[f"ort:{clf.model_path.stem}"] = clf.predict
 
     results: dict[str, dict[str, float]] = {}

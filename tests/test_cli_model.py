@@ -13,6 +13,7 @@ from fer_synthetic import synthetic_faces, write_fer_csv
 from typer.testing import CliRunner
 
 from moodlens.cli import app
+from moodlens.dataset.readers import load_dataset
 from moodlens.spec import EMOTIONS
 
 runner = CliRunner()
@@ -124,17 +125,21 @@ def test_models_are_named_or_paths(synthetic_fer_csv_gz, tmp_path):
     assert result.exit_code == 1 and "model not found: fastest" in out and "default" in out, out
 
 
-def _run_without_torch(*args: str) -> subprocess.CompletedProcess:
-    """The CLI in a fresh interpreter where ``import torch`` fails, as on an install without [train]."""
+def _run_without(module: str, *args: str) -> subprocess.CompletedProcess:
+    """The CLI in a fresh interpreter where ``import MODULE`` fails, as on an install without its extra."""
     code = ("import sys\n"
-            "class NoTorch:\n"
+            "class Missing:\n"
             "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] == 'torch':\n"
+            f"        if name.split('.')[0] == {module!r}:\n"
             "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
-            "sys.meta_path.insert(0, NoTorch())\n"
+            "sys.meta_path.insert(0, Missing())\n"
             "from moodlens.cli import app\n"
             "app()\n")
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+
+
+def _run_without_torch(*args: str) -> subprocess.CompletedProcess:
+    return _run_without("torch", *args)
 
 
 def test_without_torch_train_says_how_to_install_it(synthetic_fer_csv_gz, tmp_path):
@@ -148,12 +153,30 @@ def test_without_torch_train_says_how_to_install_it(synthetic_fer_csv_gz, tmp_pa
     assert (tmp_path / "e" / "report.json").is_file()
 
 
+def test_without_scikit_learn_evaluate_says_how_to_install_it(synthetic_fer_csv_gz, tmp_path):
+    proc = _run_without("sklearn", "evaluate", "--data", str(synthetic_fer_csv_gz), "--out", str(tmp_path))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "pip install 'moodlens[data]'" in proc.stderr and proc.stderr.count("error:") == 1, proc.stderr
+    packed = tmp_path / "p.npz.xz"
+    proc = _run_without("sklearn", "data", "pack", "--data", str(synthetic_fer_csv_gz), "--out", str(packed))
+    assert proc.returncode == 0, proc.stderr  # packing (and the runtime) need no scikit-learn
+    assert load_dataset(packed).images.shape == (280, 48, 48) and "280 faces" in proc.stdout
+
+
 def test_runtime_and_cli_do_not_import_torch():
     code = ("import sys, moodlens.cli, moodlens.dataset.evaluate, moodlens.dataset.explore, "
-            "moodlens.recognition.classifier, "
+            "moodlens.recognition.classifier, moodlens.card, "
             "moodlens.train.config; print('torch' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "False", proc.stderr
+    # The runtime needs neither scikit-learn nor scikit-image (core install), and --help needs no ONNX Runtime.
+    code = ("import sys, moodlens.cli, moodlens.recognition.analyzer, moodlens.demo, moodlens.events.report, "
+            "moodlens.web.app; print(sorted(m for m in ('torch', 'sklearn', 'skimage') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stderr
+    code = "import sys, moodlens.cli; print('onnxruntime' in sys.modules, 'pydantic' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "False False", proc.stderr
 
 
 def test_docs_recipe_table_matches_train_config():

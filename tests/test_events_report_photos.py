@@ -11,8 +11,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from moodlens.card import file_sha256
 from moodlens.events.ingest import ingest_photos
-from moodlens.events.model_facts import file_sha256
 from moodlens.events.report import build_report
 from moodlens.events.report_html import render_html
 from moodlens.events.store import EventStore

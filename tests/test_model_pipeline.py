@@ -17,6 +17,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from moodlens.card import ModelCard, file_sha256  # noqa: E402
 from moodlens.dataset.evaluate import (  # noqa: E402
     apply_temperature,
     compute_metrics,
@@ -60,10 +61,10 @@ def run(dataset, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def onnx_model(run, dataset, tmp_path_factory) -> tuple[Path, dict]:
+def onnx_model(run, dataset, tmp_path_factory) -> tuple[Path, ModelCard]:
     out = tmp_path_factory.mktemp("export") / "tiny.onnx"
-    report = export_onnx(run / "final.pt", out, parity_faces=dataset.split("PublicTest").images)
-    return out, report
+    card = export_onnx(run / "final.pt", out, parity_faces=dataset.split("PublicTest").images)
+    return out, card
 
 
 def test_training_writes_every_artefact(run, dataset):
@@ -132,7 +133,7 @@ def test_net_from_onnx_computes_what_the_exported_graph_computes(int8, run, onnx
                     int8_min_agreement=0.9)
     train_crops, faces = _crops(dataset.split("Training").images), dataset.split("PublicTest").images
     net, card = net_from_onnx(path, train_crops)
-    assert card["config"]["widths"] == list(TINY.widths)
+    assert card.training.nets[0].config.widths == TINY.widths
     got, ref = predict_probs(net, faces, "cpu"), EmotionClassifier(path).predict(faces)
     if int8:  # the graph also rounds activations to 8 bits; the read-back net keeps them in float
         assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.9 and np.abs(got - ref).max() < 0.2
@@ -212,9 +213,9 @@ def test_training_on_joined_splits_never_scores_on_them(dataset, tmp_path):
 
 
 def test_export_parity_on_real_batch(run, dataset, onnx_model):
-    path, report = onnx_model
+    path, card = onnx_model
     faces = dataset.split("PublicTest").images
-    assert report["parity_n"] == len(faces) and report["parity_max_abs_diff"] <= PARITY_TOLERANCE
+    assert card.parity.parity_n == len(faces) and card.parity.parity_max_abs_diff <= PARITY_TOLERANCE
     # Independently: the runtime classifier (ORT, numpy preprocessing) vs the torch model (torch preprocessing).
     net, _ = load_checkpoint(run / "final.pt")
     with torch.no_grad():
@@ -231,15 +232,16 @@ def test_ensemble_export_averages_its_members(run, dataset, tmp_path):
     """Two checkpoints -> one graph whose probabilities are the mean of each member's."""
     other = train(replace(TINY, epochs=1, seed=1), dataset, tmp_path / "other")
     faces = dataset.split("PublicTest").images
-    report = export_onnx([run / "final.pt", other], tmp_path / "ens.onnx", parity_faces=faces)
-    assert report["parity_max_abs_diff"] <= PARITY_TOLERANCE
+    card = export_onnx([run / "final.pt", other], tmp_path / "ens.onnx", parity_faces=faces)
+    assert card.parity.parity_max_abs_diff <= PARITY_TOLERANCE
     single = []
     for i, checkpoint in enumerate([run / "final.pt", other]):
         export_onnx(checkpoint, tmp_path / f"m{i}.onnx", parity_faces=faces)
         single.append(EmotionClassifier(tmp_path / f"m{i}.onnx").predict(faces))
     ens = EmotionClassifier(tmp_path / "ens.onnx")
     np.testing.assert_allclose(ens.predict(faces), (single[0] + single[1]) / 2, atol=1e-5)
-    assert ens.card["ensemble"] == [str(run / "final.pt"), str(other)]
+    assert [net.checkpoint for net in ens.card.training.nets] == [str(run / "final.pt"), str(other)]
+    assert ens.card.params == 2 * ens.card.training.nets[0].params
     assert not np.allclose(single[0], single[1], atol=1e-3)  # the members really differ
 
 
@@ -250,29 +252,32 @@ def test_int8_export_agrees_with_float_model(run, dataset, onnx_model, tmp_path)
         export_onnx(run / "final.pt", tmp_path / "q.onnx", parity_faces=faces, calibration_faces=calib,
                     int8_min_agreement=1.01)
     assert not (tmp_path / "q.onnx").exists()
-    report = export_onnx(run / "final.pt", tmp_path / "q.onnx", parity_faces=faces, calibration_faces=calib,
-                         int8_min_agreement=0.9)
-    q = report["int8"]
-    assert q["n"] == len(faces) and q["calibration_n"] == 64 and q["top1_agreement"] >= 0.9
+    card = export_onnx(run / "final.pt", tmp_path / "q.onnx", parity_faces=faces, calibration_faces=calib,
+                       int8_min_agreement=0.9)
+    q = card.parity.int8
+    assert q.n == len(faces) and q.calibration_n == 64 and q.top1_agreement >= 0.9
     assert not (tmp_path / "q.float.onnx").exists()  # the float intermediate is cleaned up
     clf = EmotionClassifier(tmp_path / "q.onnx")
-    assert clf.card["precision"] == "int8"
+    assert clf.card.precision == "int8" and clf.sha256 == file_sha256(tmp_path / "q.onnx")
     onnx = pytest.importorskip("onnx")
     ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     ref = EmotionClassifier(onnx_model[0]).predict(faces)
     got = clf.predict(faces)
-    assert (ref.argmax(1) == got.argmax(1)).mean() == q["top1_agreement"]
+    assert (ref.argmax(1) == got.argmax(1)).mean() == q.top1_agreement
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-4)
 
 
-def test_export_metadata(onnx_model):
-    path, _ = onnx_model
-    meta = json.loads(path.with_suffix(".json").read_text())
-    assert meta["classes"] == list(EMOTIONS)
-    assert meta["tta"] == "horizontal flip average"
-    assert TrainConfig.from_dict(meta["config"]) == TINY
-    assert EmotionClassifier(path).card["classes"] == list(EMOTIONS)
+def test_export_writes_the_card(run, onnx_model):
+    path, card = onnx_model
+    assert ModelCard.load(path.with_suffix(".json")) == card == EmotionClassifier(path).card
+    assert card.classes == EMOTIONS and card.tta == "horizontal flip average" and card.precision == "float32"
+    assert card.name == "tiny" and card.sha256 == file_sha256(path) and not card.metrics
+    net = card.training.nets[0]
+    assert net.config == TINY and net.checkpoint == str(run / "final.pt") and net.epochs_total == TINY.epochs
+    ck = torch.load(run / "final.pt", weights_only=False)
+    assert net.params == sum(p.numel() for p in EmotionNet(widths=TINY.widths).parameters())
+    assert net.train_minutes == round(ck["elapsed_s"] / 60, 1) and net.machines and net.devices == ("cpu",)
 
 
 def test_evaluate_report_is_consistent(onnx_model, synthetic_fer_csv_gz, tmp_path):

@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from skimage import data
 
+from moodlens.card import ModelCard, file_sha256
 from moodlens.recognition.classifier import default_model_path
 from moodlens.settings import AnalysisSettings
 from moodlens.spec import EMOTIONS
@@ -299,29 +300,32 @@ def test_event_loop_stays_free_during_a_long_batch(app):
 
 
 def _model_copy(tmp_path: Path, card_update: dict) -> Path:
+    """The shipped model under another name, its card changed through ModelCard (so still a valid card)."""
     model = tmp_path / "m.onnx"
     shutil.copy(default_model_path(), model)
-    card = json.loads(default_model_path().with_suffix(".json").read_text())
-    card.pop("metrics", None)
-    card.update(card_update)
-    model.with_suffix(".json").write_text(json.dumps(card))
+    card = ModelCard.of_model(default_model_path())
+    ModelCard.model_validate(card.model_dump() | card_update).save(model.with_suffix(".json"))
     return model
 
 
 def test_model_endpoint_reports_card_metrics(tmp_path):
+    shipped = ModelCard.of_model(default_model_path()).split("PublicTest").model_dump()
     model = _model_copy(tmp_path, {"name": "fer-test", "version": "7",
-                                   "metrics": {"publictest": {"accuracy": 0.712, "macro_f1": 0.68}}})
+                                   "metrics": {"publictest": shipped | {"accuracy": 0.712, "macro_f1": 0.68}}})
     with TestClient(create_app(AnalysisSettings(model=model), workers=1)) as c:
         info = c.get("/api/v1/model").json()
         page = c.get("/").text
     assert (info["name"], info["version"], info["classes"]) == ("fer-test", "7", list(EMOTIONS))
     assert info["metrics"] == {"split": "publictest", "accuracy": 0.712, "macro_f1": 0.68}
-    assert len(info["sha256"]) == 16 and info["detector"]
+    assert info["sha256"] == file_sha256(model)[:16] and info["detector"]
     assert "accuracy 71.2%" in page
+    # The card as the API shows it: no file-system paths, host names or training commands.
+    shown = json.dumps(info["card"])
+    assert info["card"]["name"] == "fer-test" and "/" not in shown and ".pt" not in shown and "commands" not in shown
 
 
 def test_model_endpoint_without_metrics_says_null(tmp_path):
-    with TestClient(create_app(AnalysisSettings(model=_model_copy(tmp_path, {})), workers=1)) as c:
+    with TestClient(create_app(AnalysisSettings(model=_model_copy(tmp_path, {"metrics": {}})), workers=1)) as c:
         info = c.get("/api/v1/model").json()
         assert c.get("/").status_code == 200
     assert info["metrics"]["accuracy"] is None and info["metrics"]["macro_f1"] is None

@@ -1,11 +1,12 @@
 """The newcomer's first run: the shipped model on a real, public-domain photo.
 
-Uses scikit-image's ``astronaut()`` (Eileen Collins, NASA, public domain), so it
-needs no download and no camera.
+The photo ships in the package (``moodlens/assets/astronaut.jpg``: astronaut Eileen Collins, NASA, public
+domain, as distributed with scikit-image), so the demo needs no download, no camera and no extra package.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,11 @@ from moodlens.recognition.schema import ImageResult, ImageResults, ModelRef
 
 
 def sample_photos() -> dict[str, np.ndarray]:
-    """Public-domain sample images as BGR arrays: one with a face, one without."""
-    from skimage import data
-
-    return {"astronaut.png": cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR),
-            "coffee.png": cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR)}
+    """Public-domain sample images as BGR arrays: the astronaut (one face), and the lower half of the same
+    photo (her suit and helmet, no face)."""
+    raw = (resources.files("moodlens") / "assets" / "astronaut.jpg").read_bytes()
+    photo = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    return {"astronaut.png": photo, "spacesuit.png": np.ascontiguousarray(photo[photo.shape[0] // 2:])}
 
 
 def run_demo(out: str | Path = "moodlens-demo", analyzer: Analyzer | None = None) -> dict[str, Any]:

@@ -16,11 +16,12 @@ def demo(
 ) -> None:
     """Analyse public-domain sample photos with the shipped model and show what it found."""
     from moodlens.demo import run_demo
+    from moodlens.wording import plural
 
     results = run_demo(out)
     typer.echo(f"model: {results['model']['name']}")
     for image in results["images"]:
-        typer.echo(f"{image['filename']} ({image['width']}x{image['height']}): {len(image['faces'])} face(s)")
+        typer.echo(f"{image['filename']} ({image['width']}x{image['height']}): {plural(len(image['faces']), 'face')}")
         for face in image["faces"]:
             typer.echo(f"  box {face['box']}  {face['emotion']} {face['confidence']:.0%}")
     typer.echo(f"annotated photos and results.json written to {out}/")

@@ -28,3 +28,16 @@ def user_errors(*errors: type[BaseException]) -> Callable[[Callable[..., Any]], 
                 raise fail(str(exc)) from None
         return wrapper
     return decorate
+
+
+def require_extra(module: str, command: str, extra: str) -> None:
+    """Stop ``moodlens COMMAND`` with one line naming the extra to install when ``module`` is missing."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise fail(f"`moodlens {command}` needs {module}, which is not installed. "
+                   f"Install the {extra} extra: pip install 'moodlens[{extra}]'")

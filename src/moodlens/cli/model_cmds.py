@@ -1,8 +1,9 @@
-"""Model commands: ``data explore``, ``train``, ``evaluate``, ``export``.
+"""Model commands: ``data explore``, ``data pack``, ``train``, ``evaluate``, ``export``, ``release``.
 
-Each option is a keyword of the library call it makes (``explore``, ``TrainConfig``/``train``,
-``evaluate``, ``export_onnx``) with the same default. torch is imported only inside
-``train`` and ``export``, so the rest of the CLI works without the ``train`` extra.
+Each option is a keyword of the library call it makes (``explore``, ``save_packed``, ``TrainConfig``/``train``,
+``evaluate``, ``export_onnx``, ``release``) with the same default. torch is imported only inside ``train``,
+``export`` and ``release`` (the ``train`` extra), scikit-learn only inside ``evaluate`` (the ``data`` extra),
+so the rest of the CLI works on the core install.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from moodlens.cli.errors import fail, user_errors
+from moodlens.cli.errors import require_extra, user_errors
 from moodlens.cli.options import ModelOpt
 from moodlens.dataset.readers import DataError
 from moodlens.train.config import BALANCING, TrainConfig
@@ -27,14 +28,6 @@ SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Skip bad rows/file
 
 # Bad input (data, paths, options) becomes one clear line and exit code 1, not a traceback.
 _user_errors = user_errors(DataError, FileNotFoundError, ValueError, RuntimeError)
-
-
-def _require_torch(command: str) -> None:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise fail(f"`moodlens {command}` needs PyTorch, which is not installed. "
-                   "Install the training extra: pip install 'moodlens[train]'") from None
 
 
 def _report_skipped(skipped: dict[str, Any]) -> None:
@@ -107,7 +100,7 @@ def train_cmd(
     skip_bad: SkipBadOpt = False,
 ) -> None:
     """Train the emotion CNN with the default recipe (or the options given); checkpoint every epoch."""
-    _require_torch("train")
+    require_extra("torch", "train", "train")
     from moodlens.dataset.readers import load_dataset
     from moodlens.recognition.classifier import shipped_models
     from moodlens.train.loop import train
@@ -150,6 +143,7 @@ def evaluate_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the random choice of example faces.")] = 0,
 ) -> None:
     """Accuracy, per-class precision/recall/F1, macro-F1, calibration, confusion matrix, example grids."""
+    require_extra("sklearn", "evaluate", "data")
     from moodlens.dataset.evaluate import evaluate
 
     report = evaluate(data, model=model, split=split, out=out, json_file=json_file, skip_bad=skip_bad,
@@ -179,7 +173,7 @@ def export_cmd(
     skip_bad: SkipBadOpt = False,
 ) -> None:
     """Export a checkpoint (or an ensemble) to ONNX and check it against PyTorch (max |dp| <= 1e-4)."""
-    _require_torch("export")
+    require_extra("torch", "export", "train")
     from moodlens.dataset.readers import load_dataset
     from moodlens.train.export import calibration_sample, export_onnx
 
@@ -194,21 +188,78 @@ def export_cmd(
         faces = dataset.split(split).images[:parity_n]
         if int8:
             calib = calibration_sample(dataset.split("Training").images, calibration_n)
-    report = export_onnx(list(checkpoint), out, flip_tta=flip_tta, parity_faces=faces, calibration_faces=calib)
-    source = f"{len(faces)} real {split} faces" if faces is not None else f"{report['parity_n']} random faces"
-    typer.echo(f"wrote {out} and {Path(out).with_suffix('.json')}; parity on {source}: "
-               f"max |p_onnx - p_torch| = {report['parity_max_abs_diff']:.2e} (tolerance {report['tolerance']})")
-    if "int8" in report:
-        q = report["int8"]
-        typer.echo(f"int8: top-1 agreement with the float model {q['top1_agreement']:.2%} on {q['n']} faces, "
-                   f"max |dp| {q['max_abs_diff']:.3f} (calibrated on {q['calibration_n']} Training faces)")
+    card = export_onnx(list(checkpoint), out, flip_tta=flip_tta, parity_faces=faces, calibration_faces=calib)
+    check = card.parity
+    source = f"{len(faces)} real {split} faces" if faces is not None else f"{check.parity_n} random faces"
+    typer.echo(f"wrote {out} and its card {Path(out).with_suffix('.json')}; parity on {source}: "
+               f"max |p_onnx - p_torch| = {check.parity_max_abs_diff:.2e} (tolerance {check.tolerance})")
+    if check.int8:
+        q = check.int8
+        typer.echo(f"int8: top-1 agreement with the float model {q.top1_agreement:.2%} on {q.n} faces, "
+                   f"max |dp| {q.max_abs_diff:.3f} (calibrated on {q.calibration_n} Training faces)")
+
+
+@_user_errors
+def data_pack(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option(help="The packed file to write (.npz.xz).")],
+    skip_bad: SkipBadOpt = False,
+) -> None:
+    """Pack a dataset into one compact .npz.xz (about 57 MB for FER2013) to carry to a training machine;
+    `moodlens train --data` reads it."""
+    from moodlens.dataset.readers import load_dataset, save_packed
+
+    dataset = load_dataset(data, skip_bad=skip_bad, progress=True)
+    path = save_packed(dataset, out)
+    _report_skipped({"count": len(dataset.skipped), "first": dataset.skipped})
+    typer.echo(f"wrote {path}: {len(dataset):,} faces, {path.stat().st_size / 2**20:.1f} MiB")
+
+
+@_user_errors
+def release_cmd(
+    target: Annotated[str, typer.Option(help="Shipped model name to write: default, accurate, ...")] = "default",
+    run: Annotated[list[Path] | None, typer.Option(help="Run folder with final.pt; repeat for an ensemble.")] = None,
+    data: Annotated[Path | None, typer.Option(help="FER2013 with Training and PublicTest (parity, int8 "
+                                                   "calibration, evaluation).")] = None,
+    command: Annotated[list[str] | None, typer.Option(help="The exact commands that trained the runs, in order "
+                                                           "(repeatable); they go on the card.")] = None,
+    name: Annotated[str | None, typer.Option(help="The model's name on its card.")] = None,
+    int8: Annotated[bool, typer.Option(help="Quantise to int8 (calibrated on Training faces).")] = False,
+    flip_tta: Annotated[bool, typer.Option(help="Average each face with its mirror image inside the graph.")] = True,
+    notes: Annotated[str, typer.Option(help="How the model was made, in words, for the card.")] = "",
+    models: Annotated[Path | None, typer.Option(help="Folder of the shipped models (default: the package's).")]
+    = None,
+    docs: Annotated[Path, typer.Option(help="Repository root: MODEL_CARD.md / docs/model/TARGET.md and the "
+                                            "PublicTest figures are written below it.")] = Path("."),
+    retime: Annotated[bool, typer.Option(help="Only measure the shipped TARGET's speed again on this machine "
+                                              "and rewrite its cards.")] = False,
+) -> None:
+    """Ship runs as a named model: export + parity, evaluate on PublicTest, time, write the JSON and Markdown cards."""
+    require_extra("torch", "release", "train")
+    from moodlens.train import release
+
+    if retime:
+        card = release.retime(target, models=models, docs=docs)
+    else:
+        missing = [opt for opt, value in (("--run", run), ("--data", data), ("--command", command), ("--name", name))
+                   if not value]
+        if missing:
+            raise ValueError(f"moodlens release needs {', '.join(missing)} (or --retime)")
+        card = release.release(list(run), data, list(command), name=name, target=target, int8=int8,
+                               flip_tta=flip_tta, notes=notes, models=models, docs=docs)
+    test = card.split("PublicTest")
+    typer.echo(f"{card.name} ({card.version}) as {target}: "
+               + (f"PublicTest accuracy {test.accuracy:.4f}, macro-F1 {test.macro_f1:.4f}; " if test else "")
+               + f"{card.speed.onnxruntime_faces_per_s_batch64:,} faces/s at batch 64 on {card.speed.machine}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-    data_app = typer.Typer(help="Look at FER2013 datasets.", no_args_is_help=True)
+    data_app = typer.Typer(help="Look at and pack FER2013 datasets.", no_args_is_help=True)
     data_app.command("explore")(data_explore)
+    data_app.command("pack")(data_pack)
     app.add_typer(data_app, name="data")
     app.command("train")(train_cmd)
     app.command("evaluate")(evaluate_cmd)
     app.command("export")(export_cmd)
+    app.command("release")(release_cmd)

@@ -74,6 +74,11 @@ def analyze(
     from moodlens.recognition.schema import FileError, ImageResult, ImageResults, ModelRef
     from moodlens.video import FACE_FIELDS, CsvWriter
 
+    if ray:  # a missing extra or a malformed address is reported before anything is written
+        from moodlens.distributed.cluster import import_ray, parse_address
+
+        import_ray()
+        parse_address(ray)
     analyzer = _analyzer(model, detector, min_confidence, max_side)
     inputs = find_inputs(paths)
     results = ImageResults(model=ModelRef.from_facts(model_facts(analyzer)), images=[])

@@ -119,8 +119,9 @@ def evaluate(data: str | Path | FaceDataset, *, model: str | Path = "default", s
 
     report: dict[str, Any] = {
         "model": str(classifier.model_path),
-        "model_name": classifier.card.get("name", classifier.model_path.stem),
-        "tta": classifier.card.get("tta", "unknown"),
+        "model_name": classifier.name,
+        "model_sha256": classifier.sha256,
+        "tta": classifier.card.tta if classifier.card else "unknown",
         "data": dataset.source,
         "split": str(part.splits[0]),
         "classes": list(EMOTIONS),

@@ -16,7 +16,6 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -106,53 +105,91 @@ def _parse_row(row: dict[str, str]) -> tuple[np.ndarray, int]:
     return values.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE), label
 
 
+class _Collected:
+    """Faces read so far, and the bad rows or files skipped instead of stopping (with ``skip_bad``)."""
+
+    def __init__(self, skip_bad: bool) -> None:
+        self.skip_bad = skip_bad
+        self.images: list[np.ndarray] = []
+        self.labels: list[int] = []
+        self.splits: list[str] = []
+        self.skipped: list[str] = []
+
+    def add(self, face: np.ndarray, label: int, split: str) -> None:
+        self.images.append(face)
+        self.labels.append(label)
+        self.splits.append(split)
+
+    def bad(self, message: str) -> None:
+        """Stop with ``message``, or (``skip_bad``) count it and go on."""
+        if not self.skip_bad:
+            raise DataError(message)
+        self.skipped.append(message)
+
+    def dataset(self, source: str) -> FaceDataset:
+        if not self.images:
+            raise DataError(f"{source}: no faces found"
+                            + (f" ({len(self.skipped)} bad rows skipped)" if self.skipped else ""))
+        return FaceDataset(images=np.stack(self.images).astype(np.uint8, copy=False),
+                           labels=np.asarray(self.labels, dtype=np.int64), splits=np.asarray(self.splits),
+                           source=source, skipped=self.skipped)
+
+
+def _csv_rows(fh: io.TextIOBase, path: Path) -> csv.DictReader:
+    """A reader over the CSV's rows with stripped column names; a missing column is a :class:`DataError`."""
+    reader = csv.DictReader(fh)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = {"emotion", "pixels"} - set(header)
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}; "
+                        f"expected emotion,pixels[,Usage], found {','.join(header) or 'nothing'}")
+    reader.fieldnames = header
+    return reader
+
+
+def _checked_row(row: dict[str, str]) -> tuple[np.ndarray, int]:
+    if None in row:
+        raise DataError("more fields than columns")
+    if any(v is None for v in row.values()):
+        raise DataError("fewer fields than columns")
+    return _parse_row(row)
+
+
 def read_csv(path: str | Path, *, skip_bad: bool = False, progress: bool = False) -> FaceDataset:
     """Read the challenge CSV. Rows without a ``Usage`` column are all ``Training``."""
     path = Path(path)
-    images: list[np.ndarray] = []
-    labels: list[int] = []
-    splits: list[str] = []
-    skipped: list[str] = []
+    found = _Collected(skip_bad)
     try:
         with _open_text(path) as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            missing = {"emotion", "pixels"} - set(header)
-            if missing:
-                raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}; "
-                                f"expected emotion,pixels[,Usage], found {','.join(header) or 'nothing'}")
-            reader.fieldnames = header
-            rows = tqdm(reader, desc=f"reading {path.name}", unit=" rows", disable=not progress)
+            rows = tqdm(_csv_rows(fh, path), desc=f"reading {path.name}", unit=" rows", disable=not progress)
             for lineno, row in enumerate(rows, start=2):
                 try:
-                    if None in row:
-                        raise DataError("more fields than columns")
-                    if any(v is None for v in row.values()):
-                        raise DataError("fewer fields than columns")
-                    face, label = _parse_row(row)
+                    face, label = _checked_row(row)
                 except DataError as exc:
-                    message = f"{path}: row {lineno}: {exc}"
-                    if not skip_bad:
-                        raise DataError(message) from None
-                    skipped.append(message)
+                    found.bad(f"{path}: row {lineno}: {exc}")
                     continue
-                images.append(face)
-                labels.append(label)
-                splits.append((row.get("Usage") or "Training").strip())
+                found.add(face, label, (row.get("Usage") or "Training").strip())
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
-        if isinstance(exc, DataError):
-            raise
         raise DataError(f"{path}: cannot read as CSV: {exc}") from exc
-    return _pack(images, labels, splits, str(path), skipped)
+    return found.dataset(str(path))
+
+
+def _read_face(file: Path) -> np.ndarray | None:
+    """A grayscale face resized to 48x48, or ``None`` when the file is not a readable image."""
+    import cv2
+
+    face = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
+    if face is None or face.size == 0:
+        return None
+    if face.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        face = cv2.resize(face, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    return face
 
 
 def read_image_folders(root: str | Path, *, skip_bad: bool = False, progress: bool = False) -> FaceDataset:
     """Read ``root/<split>/<emotion>/*`` (split and class names case-insensitive)."""
     root = Path(root)
-    images: list[np.ndarray] = []
-    labels: list[int] = []
-    splits: list[str] = []
-    skipped: list[str] = []
+    found = _Collected(skip_bad)
     split_dirs = sorted(d for d in root.iterdir() if d.is_dir() and d.name.lower() in FOLDER_SPLITS)
     if not split_dirs:
         raise DataError(f"{root}: expected split folders such as train/ and test/ holding one folder per emotion")
@@ -163,40 +200,15 @@ def read_image_folders(root: str | Path, *, skip_bad: bool = False, progress: bo
             try:
                 label = label_index(class_dir.name)
             except ValueError as exc:
-                message = f"{class_dir}: {exc}"
-                if not skip_bad:
-                    raise DataError(message) from None
-                skipped.append(message)
+                found.bad(f"{class_dir}: {exc}")
                 continue
-            for file in sorted(class_dir.iterdir()):
-                if file.suffix.lower() not in IMAGE_SUFFIXES:
+            for file in sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
+                face = _read_face(file)
+                if face is None:
+                    found.bad(f"{file}: unreadable image")
                     continue
-                face = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
-                if face is None or face.size == 0:
-                    message = f"{file}: unreadable image"
-                    if not skip_bad:
-                        raise DataError(message)
-                    skipped.append(message)
-                    continue
-                if face.shape != (IMAGE_SIZE, IMAGE_SIZE):
-                    face = cv2.resize(face, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
-                images.append(face)
-                labels.append(label)
-                splits.append(split)
-    return _pack(images, labels, splits, str(root), skipped)
-
-
-def _pack(images: list[np.ndarray], labels: list[int], splits: list[str], source: str,
-          skipped: list[str]) -> FaceDataset:
-    if not images:
-        raise DataError(f"{source}: no faces found" + (f" ({len(skipped)} bad rows skipped)" if skipped else ""))
-    return FaceDataset(
-        images=np.stack(images).astype(np.uint8, copy=False),
-        labels=np.asarray(labels, dtype=np.int64),
-        splits=np.asarray(splits),
-        source=source,
-        skipped=skipped,
-    )
+                found.add(face, label, split)
+    return found.dataset(str(root))
 
 
 def describe(dataset: FaceDataset) -> dict[str, dict[str, int]]:
@@ -213,7 +225,8 @@ __all__ = ["DataError", "FaceDataset", "load_dataset", "read_csv", "read_image_f
 def save_packed(dataset: FaceDataset, path: str | Path) -> Path:
     """Write faces, labels and splits as one compact ``.npz.xz`` (about 55 MB for FER2013).
 
-    For moving the data to a training machine without the CSV (e.g. a lent GPU).
+    For moving the data to a training machine that cannot read the CSV (e.g. a GPU machine); `moodlens data
+    pack` writes one.
     """
     import lzma
 

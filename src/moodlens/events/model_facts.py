@@ -9,14 +9,15 @@ F1 or recall on FER2013 PublicTest is below :data:`RELIABLE_SCORE`, and a class 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moodlens.spec import EMOTIONS
+
+if TYPE_CHECKING:  # the card module loads pydantic: only when a card is read (keeps `moodlens --help` light)
+    from moodlens.card import ModelCard
 
 #: A class whose PublicTest F1 or recall is below this is flagged as unreliable on every report.
 RELIABLE_SCORE = 0.60
@@ -27,43 +28,19 @@ METRICS_SPLIT = "publictest"
 _PER_CLASS_KEYS = ("precision", "recall", "f1", "support")
 
 
-@lru_cache(maxsize=16)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's content (cached per path, size and modification time)."""
-    stat = Path(path).stat()
-    return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-def read_card(card: Any) -> tuple[str | None, str | None, dict[str, Any] | None]:
+def read_card(card: ModelCard | None) -> tuple[str | None, str | None, dict[str, Any] | None]:
     """(name, version, PublicTest metrics snapshot) of a model card: the one place moodlens.events reads a card.
 
-    Today a card is a dict (``EmotionClassifier.card``, ``classifier.load_card``). The snapshot holds
-    numbers only: accuracy, macro F1, test faces and per-class precision/recall/F1/support.
+    The snapshot holds numbers only: accuracy, macro F1, test faces and per-class precision/recall/F1/support.
     """
-    card = card if isinstance(card, dict) else {}
-    name, version = card.get("name"), card.get("version")
-    test = (card.get("metrics") or {}).get(METRICS_SPLIT)
-    if not isinstance(test, dict):
-        return name, version, None
-    per_class: dict[str, dict[str, float]] = {}
-    for cls, value in (test.get("per_class") or {}).items():
-        if isinstance(value, (int, float)):  # older cards: just the F1
-            value = {"f1": value}
-        if isinstance(value, dict):
-            per_class[str(cls)] = {k: float(value[k]) for k in _PER_CLASS_KEYS
-                                   if isinstance(value.get(k), (int, float))}
-    snap = {"split": METRICS_SPLIT, "n": test.get("n"), "accuracy": test.get("accuracy"),
-            "macro_f1": test.get("macro_f1"), "per_class": per_class}
-    return name, version, {k: v for k, v in snap.items()
-                           if isinstance(v, (int, float, str)) or (k == "per_class" and v)}
+    if card is None:
+        return None, None, None
+    test = card.split(METRICS_SPLIT)
+    if test is None:
+        return card.name, card.version, None
+    per_class = {cls: m.model_dump(include=set(_PER_CLASS_KEYS)) for cls, m in test.per_class.items()}
+    return card.name, card.version, {"split": METRICS_SPLIT, "n": test.n, "accuracy": test.accuracy,
+                                      "macro_f1": test.macro_f1, "per_class": per_class}
 
 
 @dataclass(frozen=True)
@@ -78,10 +55,13 @@ class ModelFacts:
     recorded: bool = True
 
     @classmethod
-    def from_card(cls, card: Any, path: str | Path | None = None, recorded: bool = True) -> ModelFacts:
-        """Facts of the model whose card is ``card`` and whose ONNX file is ``path``."""
+    def from_card(cls, card: ModelCard | None, path: str | Path | None = None, recorded: bool = True) -> ModelFacts:
+        """Facts of the model whose card is ``card`` (``None``: it has none) and whose ONNX file is ``path``."""
+        from moodlens.card import file_sha256
+
         name, version, metrics = read_card(card)
-        sha = file_sha256(path) if path is not None and Path(path).is_file() else None
+        sha = card.sha256 if card is not None else (
+            file_sha256(path) if path is not None and Path(path).is_file() else None)
         return cls(str(name or (Path(path).name if path else "")), str(version) if version is not None else None,
                    sha, metrics, recorded)
 
@@ -120,11 +100,14 @@ def model_facts(analyzer: Any) -> ModelFacts:
 
 def fallback_facts(model: str | Path | None) -> ModelFacts:
     """Facts from the card of ``model`` at report time, for sources stored before facts were recorded."""
-    from moodlens.recognition.classifier import load_card, resolve_model
+    from moodlens.card import ModelCard
+    from moodlens.recognition.classifier import resolve_model
 
+    if model is None:
+        return ModelFacts("", recorded=False)
     try:
         path = resolve_model(model)
-        return ModelFacts.from_card(load_card(path), path, recorded=False)
+        return ModelFacts.from_card(ModelCard.of_model(path), path, recorded=False)
     except (FileNotFoundError, ValueError):
         return ModelFacts(str(model or ""), recorded=False)
 

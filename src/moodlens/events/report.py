@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,9 @@ from moodlens.events.timebins import MINUTE, TimeAxis, from_us, report_period
 from moodlens.settings import MIN_GROUP_SIZE
 from moodlens.spec import EMOTIONS
 from moodlens.wording import plural
+
+if TYPE_CHECKING:
+    from moodlens.card import ModelCard
 
 REPORT_FORMATS = ("html", "csv", "json")
 STREAM_KINDS = ("video", "camera")
@@ -160,11 +163,11 @@ def when(start: datetime, end: datetime | None = None) -> str:
 
 def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_GROUP_SIZE,
                  bin_minutes: int | None = None, model: str | Path | None = "default",
-                 model_card: dict[str, Any] | None = None) -> EventReport:
+                 model_card: ModelCard | None = None) -> EventReport:
     """Aggregate an event: totals, expression mix, timeline, sources, peaks, privacy notes, model caveats.
 
     ``bin_minutes``: fixed bin width (default: chosen for the event, at most ``timebins.MAX_BINS`` bins).
-    ``model`` (or a ``model_card`` dict): only for sources stored before the model of each source was
+    ``model`` (or a ``model_card``): only for sources stored before the model of each source was
     recorded at ingest; their report then says whose facts it shows.
     """
     if min_group_size < 1:
@@ -268,7 +271,7 @@ def _outside(obs: EventObservations, inside: np.ndarray, axis: TimeAxis | None) 
                         columns=columns)
 
 
-def source_models(sources: list[Source], fallback: str | Path | None, card: dict[str, Any] | None) -> dict[str, Any]:
+def source_models(sources: list[Source], fallback: str | Path | None, card: ModelCard | None) -> dict[str, Any]:
     """The model facts of every source (as stored at ingest, else the fallback), grouped by model."""
     fallback_facts: mf.ModelFacts | None = None
     grouped: dict[str, dict[str, Any]] = {}

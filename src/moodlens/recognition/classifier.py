@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from moodlens.card import ModelCard, file_sha256
 from moodlens.recognition.preprocess import to_model_input
 from moodlens.spec import CROP_SIZE, EMOTIONS
 
@@ -44,22 +43,19 @@ def resolve_model(model: str | Path | None) -> Path:
     return path
 
 
-def load_card(model_path: Path) -> dict[str, Any]:
-    """Model metadata (``<model>.json`` beside the ONNX file), or ``{}``."""
-    card = model_path.with_suffix(".json")
-    return json.loads(card.read_text()) if card.is_file() else {}
-
-
 class EmotionClassifier:
     """Classify 48x48 uint8 face crops into the 7 expressions, in batches.
 
-    One ONNX Runtime session is created and reused for every call.
+    One ONNX Runtime session is created and reused for every call. ``card`` is the model's
+    :class:`~moodlens.card.ModelCard` (``None`` for an ONNX file without one); ``name`` and ``sha256``
+    identify the model either way.
     """
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None) -> None:
         self.model_path = resolve_model(model)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
+        self.threads = threads or min(os.cpu_count() or 1, 4)
+        opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
@@ -68,10 +64,9 @@ class EmotionClassifier:
         if list(inp.shape[1:]) != [1, CROP_SIZE, CROP_SIZE]:
             raise ValueError(f"{self.model_path}: model input {inp.shape} does not match "
                              f"(N, 1, {CROP_SIZE}, {CROP_SIZE})")
-        self.card = load_card(self.model_path)
-        classes = self.card.get("classes")
-        if classes is not None and list(classes) != list(EMOTIONS):
-            raise ValueError(f"{self.model_path}: model classes {classes} differ from {list(EMOTIONS)}")
+        self.card: ModelCard | None = ModelCard.of_model(self.model_path)  # validated: classes are EMOTIONS
+        self.name = self.card.name if self.card else self.model_path.stem
+        self.sha256 = self.card.sha256 if self.card else file_sha256(self.model_path)
 
     def predict(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """uint8 faces (N, 48, 48) -> probabilities (N, 7) float32."""

@@ -138,6 +138,24 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXEL
     return image
 
 
+def _to_uint8(a: np.ndarray, name: str) -> np.ndarray:
+    """Pixel values as uint8: uint16 keeps its high byte, bool is 0/255, floats in [0, 1] are scaled."""
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.uint16:
+        return (a >> 8).astype(np.uint8)
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8) * 255
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise ImageError(f"{name}: float image contains NaN or infinity")
+        scale = 255.0 if a.max(initial=0.0) <= 1.0 else 1.0
+        return np.clip(a * scale, 0, 255).round().astype(np.uint8)
+    if np.issubdtype(a.dtype, np.integer):
+        return np.clip(a, 0, 255).astype(np.uint8)
+    raise ImageError(f"{name}: unsupported array dtype {a.dtype}")
+
+
 def to_bgr(array: np.ndarray, color: ColorOrder = "bgr", name: str = "<array>",
            max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Any image array (gray, gray+1, BGR/RGB, BGRA/RGBA; uint8, uint16, float in [0, 1], bool) -> BGR uint8."""
@@ -148,21 +166,7 @@ def to_bgr(array: np.ndarray, color: ColorOrder = "bgr", name: str = "<array>",
         raise ImageError(f"{name}: unsupported array shape {a.shape}; "
                          "expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
     check_size(a.shape[1], a.shape[0], name, max_pixels)
-    if a.dtype == np.uint8:
-        pass
-    elif a.dtype == np.uint16:
-        a = (a >> 8).astype(np.uint8)
-    elif a.dtype == np.bool_:
-        a = a.astype(np.uint8) * 255
-    elif np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            raise ImageError(f"{name}: float image contains NaN or infinity")
-        scale = 255.0 if a.max(initial=0.0) <= 1.0 else 1.0
-        a = np.clip(a * scale, 0, 255).round().astype(np.uint8)
-    elif np.issubdtype(a.dtype, np.integer):
-        a = np.clip(a, 0, 255).astype(np.uint8)
-    else:
-        raise ImageError(f"{name}: unsupported array dtype {a.dtype}")
+    a = _to_uint8(a, name)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim == 2:

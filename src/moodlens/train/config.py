@@ -25,9 +25,9 @@ class AugmentConfig:
     erase_max_frac: float = 0.35
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """The default recipe (see MODEL_CARD.md)."""
+    """The default recipe (see MODEL_CARD.md); frozen, so a card or checkpoint can hold it safely."""
 
     epochs: int = 45
     batch_size: int = 128

@@ -60,7 +60,8 @@ class ModelInfo(BaseModel):
     classes: list[str]
     detector: str
     metrics: ModelMetrics
-    card: dict[str, Any] = Field(description="the full model card (training recipe, input format)")
+    card: dict[str, Any] = Field(description="the model card without file-system paths or training commands "
+                                             "(`ModelCard.public()`); empty for a model without a card")
 
 
 class Limits(BaseModel):

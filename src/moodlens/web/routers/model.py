@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,27 +12,20 @@ from moodlens.web.schemas import ModelInfo, ModelMetrics
 router = APIRouter(prefix="/api/v1", tags=["model"])
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def model_info(analyzer: Any) -> ModelInfo:
-    """Describe the analyzer's classifier from its card; a card without metrics gives ``null`` metrics."""
+    """Describe the analyzer's classifier from its card; a model without a card or metrics gives ``null`` metrics."""
     classifier = analyzer.classifier
-    card: dict[str, Any] = dict(classifier.card or {})
-    metrics = card.get("metrics")
-    split = metrics.get("publictest") if isinstance(metrics, dict) else None
-    split = split if isinstance(split, dict) else {}
+    card = classifier.card
+    split = card.split("PublicTest") if card else None
     detector = analyzer.detector
-    version = card.get("version")
     return ModelInfo(
-        name=str(card.get("name") or classifier.model_path.stem),
-        version=None if version is None else str(version),
-        sha256=hashlib.sha256(classifier.model_path.read_bytes()).hexdigest()[:16],
-        classes=list(card.get("classes") or EMOTIONS),
+        name=classifier.name,
+        version=card.version if card else None,
+        sha256=classifier.sha256[:16],
+        classes=list(EMOTIONS),
         detector=str(getattr(detector, "name", type(detector).__name__)),
-        metrics=ModelMetrics(accuracy=_number(split.get("accuracy")), macro_f1=_number(split.get("macro_f1"))),
-        card=card,
+        metrics=ModelMetrics(accuracy=split.accuracy if split else None, macro_f1=split.macro_f1 if split else None),
+        card=card.public() if card else {},
     )
 
 

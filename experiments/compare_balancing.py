@@ -1,6 +1,6 @@
 """Side-by-side runs of the class-balancing options (same recipe otherwise).
 
-    python scripts/compare_balancing.py --data ../shared/data/fer2013/fer2013.csv.gz \
+    python experiments/compare_balancing.py --data ../shared/data/fer2013/fer2013.csv.gz \
         --epochs 12 --widths 16,32,64,128 --out runs/balance-proxy
 
 Trains one run per option on Training, scores each final (EMA) model on PublicTest with

@@ -7,7 +7,7 @@ agreement with the model's prediction on the original 48x48 face (the crop that 
 best reproduces those predictions, whatever the model's quality). Also printed: the detector box's
 size relative to the pasted face, which gives the geometric margin directly.
 
-    python benchmarks/measure_face_margin.py --n 1000 --detector yunet
+    python experiments/measure_face_margin.py --n 1000 --detector yunet
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main() -> None:
     margins = [float(m) for m in args.margins.split(",")]
     ref = clf.predict(images)
     ref_pred = ref.argmax(1)
-    print(f"model {clf.model_path} ({clf.card.get('name', '?')}), detector {detector.name}, "
+    print(f"model {clf.model_path} ({clf.name}), detector {detector.name}, "
           f"{len(images)} PublicTest faces")
     print(f"original 48x48 faces: accuracy {np.mean(ref_pred == labels):.4f}")
 

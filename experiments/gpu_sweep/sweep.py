@@ -1,7 +1,9 @@
-"""Run a plan of training jobs, phase by phase, with the jobs of a phase in parallel (made for a short GPU lease).
+"""Run a plan of training jobs, phase by phase, with the jobs of a phase in parallel (made for a GPU machine
+available for a short, fixed time, that cannot read the dataset's folder).
 
-    python scripts/sweep.py --plan scripts/plans/gpu-2026-11-27.json --data .cache/fer2013.npz.xz \\
-        --out OUT/runs --deadline 520 --pack OUT
+    moodlens data pack --data ../shared/data/fer2013/fer2013.csv.gz --out .cache/fer2013.npz.xz
+    python experiments/gpu_sweep/sweep.py --plan experiments/gpu_sweep/plans/teachers-then-students.json \\
+        --data .cache/fer2013.npz.xz --out OUT/runs --deadline 520 --pack OUT
 
 A plan is JSON: ``{"phases": [{"name": "A", "budget_s": 230, "jobs": [{"name": "big-s0", "config": {...}}]}]}``.
 ``config`` holds :class:`~moodlens.train.config.TrainConfig` fields (``"time_budget": true`` in a job fits its
@@ -11,8 +13,8 @@ job: in ``teachers`` its checkpoint, in ``epochs`` its epoch count. Each job is 
 grace period has passed (stragglers are stopped; their ``last.pt`` is kept and used).
 
 ``--pack DIR`` then writes ``results.tar.xz`` (logs, metrics, configs, curves) and every run's shipped weights
-in float16 as ``weights.tar.NN`` parts of at most 15 MiB, to fit a lease's return limits (8 files, 64 MiB).
-Unpack here with ``python scripts/sweep.py --unpack DIR --out runs/gpu``: float32 ``final.pt`` per run.
+in float16 as ``weights.tar.NN`` parts of at most 15 MiB, to fit a transfer limit of 8 files and 64 MiB.
+Unpack with ``python experiments/gpu_sweep/sweep.py --unpack DIR --out runs/gpu``: float32 ``final.pt`` per run.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def run_phase(phase: dict, data: Path, out: Path, seconds_left: float) -> None:
 def pack(runs: Path, dest: Path, order: list[str]) -> None:
     import torch
 
-    from moodlens.train.loop import checkpoint_weights
+    from moodlens.train.checkpoints import checkpoint_weights
 
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(dest / "results.tar.xz", "w:xz") as tar:

@@ -1,6 +1,6 @@
 """How faithfully ``--init-from MODEL.onnx`` reads a shipped model back into PyTorch.
 
-    python scripts/check_readback.py --model default --data ../shared/data/fer2013/fer2013.csv.gz
+    python experiments/check_readback.py --model default --data ../shared/data/fer2013/fer2013.csv.gz
 
 Prints PublicTest accuracy of the exported graph (ONNX Runtime) and of the net read back from it
 (PyTorch, same flip averaging), and how often their top classes agree.
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 import numpy as np
 
 from moodlens.dataset.readers import load_dataset
 from moodlens.recognition.classifier import EmotionClassifier
-from moodlens.train.config import TrainConfig
 from moodlens.train.loop import initial_weights, predict_probs
 from moodlens.train.model import EmotionNet
 
@@ -29,10 +29,9 @@ def main() -> None:
     data = load_dataset(args.data)
     val = data.split("PublicTest")
     clf = EmotionClassifier(args.model)
-    cfg = TrainConfig.from_dict(clf.card["config"])
+    cfg = replace(clf.card.training.nets[0].config, init_from=args.model)
     net = EmotionNet(widths=cfg.widths, convs_per_stage=cfg.convs_per_stage, dropout=cfg.dropout)
-    net.load_state_dict(initial_weights(TrainConfig.from_dict(clf.card["config"] | {"init_from": args.model}),
-                                        data.split("Training").images))
+    net.load_state_dict(initial_weights(cfg, data.split("Training").images))
     graph, back = clf.predict(val.images), predict_probs(net, val.images, "cpu")
     print(json.dumps({"model": str(args.model), "n": len(val),
                       "graph_accuracy": round(float((graph.argmax(1) == val.labels).mean()), 4),
