@@ -24,19 +24,27 @@ class AnalysisSettings:
     ``model``: a shipped model's name (``default``, ``accurate``) or an ``.onnx`` path.
     ``detector``: ``auto`` (fastest that loads), ``yunet``, ``centerface``, or an object with
     ``detect(bgr) -> Faces``. ``min_confidence``: the detector score a face needs.
-    ``max_side``: images with a longer side are scaled down for detection (boxes stay in original pixels).
+    ``min_face``: the narrowest face (box width, original-image pixels) detection must find; the
+    detector's input is scaled so that this face lands where the detector is still reliable, and a
+    coarser pass is added when a face as wide as the image's shorter side would otherwise be missed
+    (``moodlens.recognition.pyramid``). Boxes stay in original pixels.
+    ``max_side``: cost cap, the longest side the finest detection pass may have; on larger images the
+    narrowest face found grows beyond ``min_face`` in proportion.
     ``margin``: border added around each face box before cropping, as a fraction of its side.
     """
 
     model: str | Path = "default"
     detector: Any = "auto"
     min_confidence: float = 0.6
+    min_face: int = 20
     max_side: int = 1280
     margin: float = FACE_MARGIN
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be between 0 and 1, got {self.min_confidence}")
+        if not 8 <= self.min_face <= 4096:
+            raise ValueError(f"min_face must be between 8 and 4096 pixels, got {self.min_face}")
         if self.max_side < 32:
             raise ValueError(f"max_side must be at least 32, got {self.max_side}")
         if not 0.0 <= self.margin <= 1.0:
