@@ -28,14 +28,15 @@ class Analyzer:
     >>> [(f.box, f.emotion, f.confidence) for f in faces]  # doctest: +SKIP
 
     ``settings``: an :class:`~moodlens.settings.AnalysisSettings` (model, detector, min_confidence,
-    min_face, max_side, margin); keywords of the same names override single fields, e.g. ``Analyzer(model="accurate")``.
+    min_face, max_side, margin, flip); keywords of the same names override single fields, e.g.
+    ``Analyzer(model="accurate")``.
     ``color`` is the channel order of numpy arrays passed in (files and bytes carry their own).
     """
 
     def __init__(self, settings: AnalysisSettings | None = None, *, color: ColorOrder = "bgr",
                  max_pixels: int = MAX_PIXELS, threads: int | None = 1, **overrides: Any) -> None:
         self.settings = (settings or DEFAULTS).with_(**overrides)
-        self.classifier = EmotionClassifier(self.settings.model, threads=threads)
+        self.classifier = EmotionClassifier(self.settings.model, threads=threads, flip=self.settings.flip)
         self.detector = create_detector(self.settings.detector, min_confidence=self.settings.min_confidence)
         self.min_confidence = self.settings.min_confidence
         self.min_face = self.settings.min_face

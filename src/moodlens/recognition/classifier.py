@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from importlib import resources
@@ -12,6 +13,7 @@ import numpy as np
 import onnxruntime as ort
 
 from moodlens.recognition.preprocess import to_model_input
+from moodlens.settings import DEFAULTS, FLIP_MODES
 from moodlens.spec import CROP_SIZE, EMOTIONS
 
 
@@ -26,8 +28,9 @@ def default_model_path() -> Path:
 
 
 def shipped_models() -> dict[str, Path]:
-    """Name -> path of every model that ships with the package (``default``, ``accurate``, ...)."""
-    return {p.stem: p for p in sorted(models_dir().glob("*.onnx"))}
+    """Name -> path of every model that ships with the package (``default``, ``accurate``, ...); derived
+    graphs of a model (``default.flipfree.onnx``) are part of that model, not models of their own."""
+    return {p.stem: p for p in sorted(models_dir().glob("*.onnx")) if "." not in p.stem}
 
 
 def resolve_model(model: str | Path | None) -> Path:
@@ -50,25 +53,48 @@ def load_card(model_path: Path) -> dict[str, Any]:
     return json.loads(card.read_text()) if card.is_file() else {}
 
 
+def flip_free_graph(model_path: Path, card: dict[str, Any]) -> Path | None:
+    """The graph to run for ``flip="alternate"``: the card's ``flip_free_graph`` (a file beside the model),
+    the model itself when its card says it has no flip averaging, else None (nothing to alternate)."""
+    name = card.get("flip_free_graph")
+    if name:
+        path = model_path.with_name(Path(name).name)
+        if not path.is_file():
+            raise FileNotFoundError(f"{model_path}: its flip-free graph {path.name} is missing")
+        return path
+    return model_path if card.get("tta") == "none" else None
+
+
 class EmotionClassifier:
     """Classify 48x48 uint8 face crops into the 7 expressions, in batches.
 
-    One ONNX Runtime session is created and reused for every call.
+    ``flip``: ``"average"`` runs the model as exported (the shipped models average each face with its
+    mirror image inside the graph). ``"alternate"`` runs the model's flip-free graph, on half the work,
+    and mirrors the faces of every other call, so that a track classified once per frame and averaged
+    over frames still sees both views (measured, docs/recognition.md); a model with flip averaging but
+    no flip-free graph runs as with ``"average"``. One ONNX Runtime session is reused for every call.
     """
 
-    def __init__(self, model: str | Path | None = None, threads: int | None = None) -> None:
+    def __init__(self, model: str | Path | None = None, threads: int | None = None,
+                 flip: str = DEFAULTS.flip) -> None:
+        if flip not in FLIP_MODES:
+            raise ValueError(f"flip must be one of {', '.join(FLIP_MODES)}, not {flip!r}")
         self.model_path = resolve_model(model)
+        self.card = load_card(self.model_path)
+        free = flip_free_graph(self.model_path, self.card) if flip == "alternate" else None
+        #: The ONNX file the session runs (the model, or its flip-free graph).
+        self.graph_path = free or self.model_path
+        self._calls = itertools.count() if free else None
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(self.graph_path), opts, providers=["CPUExecutionProvider"])
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         if list(inp.shape[1:]) != [1, CROP_SIZE, CROP_SIZE]:
             raise ValueError(f"{self.model_path}: model input {inp.shape} does not match "
                              f"(N, 1, {CROP_SIZE}, {CROP_SIZE})")
-        self.card = load_card(self.model_path)
         classes = self.card.get("classes")
         if classes is not None and list(classes) != list(EMOTIONS):
             raise ValueError(f"{self.model_path}: model classes {classes} differ from {list(EMOTIONS)}")
@@ -80,6 +106,8 @@ class EmotionClassifier:
             faces = faces[None]
         if len(faces) == 0:
             return np.zeros((0, len(EMOTIONS)), np.float32)
+        if self._calls is not None and next(self._calls) % 2:
+            faces = faces[:, :, ::-1]  # mirror image; the centre crop is symmetric, so it commutes
         out = [self.session.run(None, {self.input_name: to_model_input(faces[i:i + batch_size])})[0]
                for i in range(0, len(faces), batch_size)]
         return np.concatenate(out).astype(np.float32, copy=False)
