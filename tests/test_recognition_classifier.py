@@ -3,6 +3,9 @@ derives from the shipped model, and ``flip="alternate"`` mirrors every other cal
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import cv2
 import numpy as np
 import pytest
@@ -26,8 +29,15 @@ def test_shipped_flip_free_graph_is_derived_from_the_shipped_model(tmp_path):
 
     default = shipped_models()["default"]
     free = default.with_name("default.flipfree.onnx")
-    derived = write_flip_free(default, tmp_path / "free.onnx")
-    assert derived.read_bytes() == free.read_bytes()
+    for suffix in (".onnx", ".json"):
+        shutil.copy(default.with_suffix(suffix), tmp_path / f"m{suffix}")
+    card = json.loads((tmp_path / "m.json").read_text())
+    del card["flip_free_graph"]
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    derived = write_flip_free(tmp_path / "m.onnx")
+    assert derived == tmp_path / "m.flipfree.onnx" and derived.read_bytes() == free.read_bytes()
+    assert json.loads((tmp_path / "m.json").read_text())["flip_free_graph"] == "m.flipfree.onnx"
+    assert EmotionClassifier(tmp_path / "m.onnx", flip="alternate").graph_path == derived
     assert "default.flipfree" not in shipped_models()  # part of the default model, not a model of its own
     with pytest.raises(ValueError, match="flip averaging"):
         without_flip_average(onnx.load(str(free)))

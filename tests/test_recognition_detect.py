@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import skimage.data
 from events_media import background, face_sprite
-from recognition_media import astronaut_bgr, group_photo, match_boxes
+from recognition_media import astronaut_bgr, close_up, group_photo, match_boxes
 
 from moodlens.machine import resident_memory_bytes
 from moodlens.recognition.analyzer import Analyzer
@@ -96,17 +96,6 @@ def test_merging_passes_keeps_the_box_seen_in_the_detectors_reliable_range():
     assert merged.boxes.tolist() == [[10, 10, 20, 20], [110, 105, 380, 390]]
 
 
-def _close_up(face_fraction: float, width: int, aspect: float) -> tuple[np.ndarray, np.ndarray]:
-    """The astronaut's face cropped to ``face_fraction`` of the image width, scaled to ``width``; (image, box)."""
-    fx, fy, fw, fh = 178, 63, 89, 112  # her face in the 512x512 photo
-    crop_w = fw / face_fraction
-    x0, y0 = round(fx + fw / 2 - crop_w / 2), max(0, round(fy + fh / 2 - crop_w * aspect / 2))
-    crop = astronaut_bgr()[y0:y0 + round(crop_w * aspect), x0:x0 + round(crop_w)]
-    k = width / crop.shape[1]
-    image = cv2.resize(crop, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
-    return image, np.array([[(fx - x0) * k, (fy - y0) * k, fw * k, fh * k]])
-
-
 @pytest.mark.parametrize("aspect", [0.75, 1.33])
 def test_close_ups_are_found_at_any_image_size(aspect):
     """Faces filling 40-80 % of the width: one pass at max_side 1280 missed the larger ones (0 faces)
@@ -114,7 +103,7 @@ def test_close_ups_are_found_at_any_image_size(aspect):
     analyzer = Analyzer()
     for fraction in (0.4, 0.6, 0.8):
         for width in (640, 1280, 2400):
-            image, truth = _close_up(fraction, width, aspect)
+            image, truth = close_up(fraction, width, aspect)
             faces = analyzer.detect(image)
             assert len(faces) == 1, f"{fraction:.0%} of {width} px: {len(faces)} faces"
             assert abs(faces.boxes[0, 2] / truth[0, 2] - 1) < 0.1

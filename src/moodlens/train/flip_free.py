@@ -5,14 +5,16 @@ two softmax outputs. Video gets the mirror images from the next frames instead
 (``moodlens.recognition.classifier.EmotionClassifier`` with ``flip="alternate"``), so it needs the
 graph of one pass: this keeps every node that the unmirrored branch needs, exactly as exported
 (int8 scales included), and drops the mirror branch and the averaging. It is run once when a model
-is released, never when a model is loaded:
+is released, never when a model is loaded; it writes ``NAME.flipfree.onnx`` beside ``NAME.onnx`` and
+names it in the model's card (``flip_free_graph``):
 
-    python -m moodlens.train.flip_free src/moodlens/models/default.onnx src/moodlens/models/default.video.onnx
+    python -m moodlens.train.flip_free src/moodlens/models/default.onnx
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import onnx
@@ -55,19 +57,29 @@ def without_flip_average(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def write_flip_free(src: str | Path, dst: str | Path) -> Path:
-    """Write the flip-free graph of the ONNX file ``src`` to ``dst``."""
-    dst = Path(dst)
-    onnx.save(without_flip_average(onnx.load(str(src))), str(dst))
+def flip_free_path(model: str | Path) -> Path:
+    """Where the flip-free graph of ``model`` (``NAME.onnx``) lives: ``NAME.flipfree.onnx`` beside it."""
+    model = Path(model)
+    return model.with_name(f"{model.stem}.flipfree.onnx")
+
+
+def write_flip_free(model: str | Path) -> Path:
+    """Write the flip-free graph of the ONNX file ``model`` beside it and name it in its card, if it has one."""
+    model = Path(model)
+    dst = flip_free_path(model)
+    onnx.save(without_flip_average(onnx.load(str(model))), str(dst))
+    card = model.with_suffix(".json")
+    if card.is_file():
+        meta = json.loads(card.read_text())
+        meta["flip_free_graph"] = dst.name
+        card.write_text(json.dumps(meta, indent=2))
     return dst
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("src", type=Path, help="an exported model with flip averaging in its graph")
-    ap.add_argument("dst", type=Path, help="where to write the flip-free graph")
-    args = ap.parse_args()
-    print(write_flip_free(args.src, args.dst))
+    ap.add_argument("model", type=Path, help="an exported model with flip averaging in its graph")
+    print(write_flip_free(ap.parse_args().model))
 
 
 if __name__ == "__main__":
