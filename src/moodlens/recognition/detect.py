@@ -128,7 +128,7 @@ class YuNetDetector:
     name = "yunet"
     #: Face widths (input pixels) found reliably at the default min_confidence: 48/48 heads at random
     #: positions from 20 px (18 px: 47/48); boxes within 4 % and scores of 0.9 or more up to about 400 px,
-    #: scores falling towards 0.6 by about 500 px (docs/recognition.md).
+    #: scores falling to 0.6-0.8 at 500-640 px (docs/recognition.md).
     face_range = (20, 320)
 
     def __init__(self, min_confidence: float = DEFAULTS.min_confidence) -> None:
