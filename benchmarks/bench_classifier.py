@@ -1,4 +1,5 @@
-"""Classifier throughput in faces/second: ONNX Runtime (what ships) vs PyTorch eager, same run.
+"""Classifier throughput in faces/second: ONNX Runtime (what ships) vs PyTorch eager, same run; for a model
+with a flip-free graph also its video path (``flip="alternate"``) against its photo path (``"average"``).
 
     python benchmarks/bench_classifier.py                 # every shipped model vs PyTorch eager of the first
     python benchmarks/bench_classifier.py --model m.onnx --checkpoint runs/wide/final.pt
@@ -7,7 +8,8 @@ The baseline is PyTorch eager running the first ``--model``'s networks (float32)
 per face (centre crop, each network of an ensemble on the face and on its mirror image when the
 card says flip averaging, softmax, mean). It is built from ``--checkpoint`` (repeat for an
 ensemble) when given, otherwise freshly initialised from the ONNX model's recorded configs
-(weights do not change the speed of a dense CNN). Each row states its ratio to that baseline.
+(weights do not change the speed of a dense CNN). Each row states its ratio to that baseline, and
+each ``/alternate`` row its ratio to the same model's flip-averaging row, measured in the same run.
 Needs the ``train`` extra for the PyTorch side.
 """
 
@@ -68,6 +70,8 @@ def main() -> None:
     args = ap.parse_args()
 
     classifiers = [EmotionClassifier(m, threads=args.threads) for m in (args.model or list(shipped_models()))]
+    alternates = {c.model_path: EmotionClassifier(c.model_path, threads=args.threads, flip="alternate")
+                  for c in classifiers}
     facts = {**machine_facts(), "threads": args.threads}
     print("machine:")
     for key, value in facts.items():
@@ -83,20 +87,29 @@ def main() -> None:
         print(f"ort:{clf.model_path.stem}: {clf.model_path} " + (
             f"({card.precision}, {card.ensemble_size} net(s), tta: {card.tta})" if card else "(no model card)"))
         sides[f"ort:{clf.model_path.stem}"] = clf.predict
+        video = alternates[clf.model_path]
+        if video.graph_path != clf.graph_path:
+            print(f"ort:{clf.model_path.stem}/alternate: {video.graph_path} (flip-free graph, the mirror image "
+                  "on every other call; the video path)")
+            sides[f"ort:{clf.model_path.stem}/alternate"] = video.predict
 
     results: dict[str, dict[str, float]] = {}
     base = "pytorch_eager" if "pytorch_eager" in sides else None
-    print(f"\n{'runtime':<20}" + "".join(f"{f'batch {b}':>20}" for b in args.batches) + "   (faces/second)")
+    print(f"\n{'runtime':<26}" + "".join(f"{f'batch {b}':>28}" for b in args.batches) + "   (faces/second)")
     for name, predict in sides.items():
         results[name] = {str(b): round(faces_per_second(predict, b, args.seconds), 1) for b in args.batches}
         cells = []
         for b in args.batches:
             fps = results[name][str(b)]
             ratio = f" ({fps / results[base][str(b)]:.2f}x)" if base else ""
-            cells.append(f"{fps:,.1f}{ratio}".rjust(20))
-        print(f"{name:<20}" + "".join(cells))
+            if name.endswith("/alternate"):
+                ratio += f" [{fps / results[name.removesuffix('/alternate')][str(b)]:.2f}x]"
+            cells.append(f"{fps:,.1f}{ratio}".rjust(28))
+        print(f"{name:<26}" + "".join(cells))
     if base:
         print("(Nx) = faces/second relative to the pytorch_eager baseline, same process, same threads")
+    if any(name.endswith("/alternate") for name in results):
+        print("[Nx] = the video path (flip-free graph) relative to the same model with flip averaging, same run")
     if args.json:
         args.json.write_text(json.dumps({"machine": facts, "models": [str(c.model_path) for c in classifiers],
                                          "faces_per_second": results}, indent=2))

@@ -10,6 +10,9 @@ from events_media import background, face_sprite
 
 from moodlens.recognition.track import iou_matrix
 
+#: Her face in scikit-image's 512x512 astronaut photo (x, y, w, h; YuNet's box at full size).
+ASTRONAUT_FACE = (178, 63, 89, 112)
+
 
 def astronaut_bgr() -> np.ndarray:
     return np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
@@ -19,6 +22,17 @@ def lfw_face(i: int) -> np.ndarray:
     """One tight 25x25 face of scikit-image's LFW subset, as BGR."""
     face = (skimage.data.lfw_subset()[i] * 255).round().astype(np.uint8)
     return cv2.cvtColor(face, cv2.COLOR_GRAY2BGR)
+
+
+def close_up(face_fraction: float, width: int, aspect: float) -> tuple[np.ndarray, np.ndarray]:
+    """The astronaut's face cropped to ``face_fraction`` of the image width, scaled to ``width``; (image, box)."""
+    fx, fy, fw, fh = ASTRONAUT_FACE
+    crop_w = fw / face_fraction
+    x0, y0 = round(fx + fw / 2 - crop_w / 2), max(0, round(fy + fh / 2 - crop_w * aspect / 2))
+    crop = astronaut_bgr()[y0:y0 + round(crop_w * aspect), x0:x0 + round(crop_w)]
+    k = width / crop.shape[1]
+    image = cv2.resize(crop, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
+    return image, np.array([[(fx - x0) * k, (fy - y0) * k, fw * k, fh * k]])
 
 
 def reference_box(detect, source: np.ndarray) -> tuple[float, float, float, float]:

@@ -23,8 +23,9 @@ def test_bench_classifier_compares_every_shipped_model_with_pytorch(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "machine:" in proc.stdout and "relative to the pytorch_eager baseline" in proc.stdout
+    assert "relative to the same model with flip averaging" in proc.stdout
     result = json.loads(out.read_text())
-    expected = {"pytorch_eager"} | {f"ort:{name}" for name in shipped_models()}
+    expected = {"pytorch_eager", "ort:default/alternate"} | {f"ort:{name}" for name in shipped_models()}
     assert set(result["faces_per_second"]) == expected
     assert all(v > 0 for side in result["faces_per_second"].values() for v in side.values())
     assert result["machine"]["threads"] == 1
@@ -64,3 +65,18 @@ def test_bench_ray_compares_plain_and_ray_runs_and_the_store(tmp_path):
     assert all(run["same_faces_as_plain"] and run["photos"] == 3 and run["photos_per_s"] > 0 for run in result["ray"])
     if store:
         assert result["store_capacity"][0]["writers"] == 2 and result["store_capacity"][0]["observations_per_s"] > 0
+
+
+def test_bench_detector_prints_cost_recall_and_face_widths(tmp_path):
+    out = tmp_path / "detector.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_detector.py"), "--frames", "3",
+                           "--positions", "1", "--sizes", "640x480", "--setting", "pyramid, min_face 20",
+                           "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "machine:" in proc.stdout and "load_average" in proc.stdout
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["frame"] == "640x480" and row["scales"] == [1.0, 320 / 480]
+    assert row["ms_wall"] > 0 and row["recall_bench"][1] > 0 and row["recall_videos"][1] > 0
+    # The default pyramid finds the astronaut from 20 px at the latest up to a face as wide as the frame is high.
+    low, high = row["face_widths"]["astronaut"]
+    assert low <= 20 and high >= 400

@@ -232,6 +232,8 @@ class ModelCard(_Frozen):
     input: InputSpec = InputSpec()
     output: str = f"softmax probabilities (N, {NUM_CLASSES})"
     tta: Literal["horizontal flip average", "none"] = FLIP_TTA
+    flip_free_graph: str | None = Field(default=None, description="file name, beside the model, of the same "
+                                        "network without flip averaging (run by the video path's alternating flip)")
     precision: Literal["int8", "float32"]
     params: int = Field(gt=0)
     parity: ExportCheck
@@ -281,7 +283,7 @@ class ModelCard(_Frozen):
         """The card as JSON-ready data without file-system paths, host names or training commands
         (what the web API shows)."""
         private_net: dict[str, Any] = dict.fromkeys(("checkpoint", "machine", "teachers", "start"), True)
-        exclude = {"training": {"commands": True,
+        exclude = {"flip_free_graph": True, "training": {"commands": True,
                                 "nets": {"__all__": private_net | {"config": {"init_from", "teachers"}}}}}
         data = self.model_dump(mode="json", exclude=exclude)
         for net, source in zip(data["training"]["nets"], self.training.nets, strict=True):

@@ -59,3 +59,19 @@ def faces_per_second(predict: Callable[[np.ndarray], Any], batch: int, seconds: 
             n += batch
         best = max(best, n / elapsed)
     return best
+
+
+def resident_memory_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc/self/statm``; elsewhere the peak from
+    ``resource``, or 0 where neither exists), for memory-growth checks without extra packages."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+    except ImportError:
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if platform.system() == "Darwin" else peak * 1024

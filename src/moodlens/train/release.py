@@ -20,6 +20,7 @@ from moodlens.machine import cpu_model, faces_per_second
 from moodlens.recognition.classifier import EmotionClassifier, models_dir
 from moodlens.train.card_markdown import render_markdown
 from moodlens.train.export import calibration_sample, export_onnx
+from moodlens.train.flip_free import write_flip_free_graph
 
 #: Real PublicTest faces in the export's parity check.
 PARITY_FACES = 256
@@ -67,6 +68,8 @@ def release(runs: list[Path], data: str | Path | FaceDataset, commands: list[str
         # an evaluation by others stays only if it measured this very file
         "independent_evaluations": tuple(e for e in (previous.independent_evaluations if previous else ())
                                          if e.model_sha256 == exported.sha256)})
+    if flip_tta and len(runs) == 1:  # the video path runs the network without the flip average (half the work)
+        card = card.model_copy(update={"flip_free_graph": write_flip_free_graph(onnx).name})
     write_cards(card, onnx, docs)
     return card
 
