@@ -14,9 +14,10 @@ import pytest
 import skimage.data
 from events_media import Crossing, make_video
 
-from moodlens.events.ingest import ingest_camera, ingest_images, ingest_photos, ingest_video
+from moodlens.events.ingest import ingest_images, ingest_photos
 from moodlens.events.report import build_report
 from moodlens.events.store import EventStore
+from moodlens.events.stream_ingest import ingest_camera, ingest_video
 from moodlens.recognition.analyzer import Analyzer
 
 FPS = 10.0  # track_gap_s=1.0 -> a track ends after 10 unseen frames

@@ -215,16 +215,24 @@ def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_G
     overall = _group_stats(person_probs, min_group_size)
 
     timeline = _timeline(df, bin_minutes, min_group_size)
+    outages = store.outages(event_name)
+    offline = {src.id: [_outage(o) for o in outages.get(src.id, [])] for src in sources}
     source_rows = []
     for src in sources:
         part = df[df["source_id"] == src.id]
         probs = part.groupby("track")[list(PROB_COLUMNS)].mean().to_numpy(np.float64)
         stats = _group_stats(probs, min_group_size)
         source_rows.append({"source": src.label, "kind": src.kind, "faces": int(len(part)), **_flat(stats),
-                            "tracking": src.tracking, "complete": bool(src.finished)})
+                            "tracking": src.tracking, "complete": bool(src.finished),
+                            "frames_dropped": int(src.frames_dropped or 0),
+                            "offline": "; ".join(f"{o['from']} to {o['to'] or 'the end'}" for o in offline[src.id])})
     source_df = pd.DataFrame(source_rows, columns=["source", "kind", "people", "faces", "suppressed",
-                                                   "valence_index", *_share_cols(), "tracking", "complete"])
+                                                   "valence_index", *_share_cols(), "tracking", "complete",
+                                                   "frames_dropped", "offline"])
     source_df = suppress_complement(source_df, min_group_size)
+    source_records = _records(source_df)
+    for record, src in zip(source_records, sources, strict=True):
+        record["offline"] = offline[src.id]
     data = {
         "event": {"name": ev.name, "description": ev.description, "starts_at": _iso(ev.starts_at),
                   "ends_at": _iso(ev.ends_at)},
@@ -235,7 +243,7 @@ def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_G
         "totals": totals,
         "overall": overall,
         "timeline": _records(timeline),
-        "sources": _records(source_df),
+        "sources": source_records,
         "peaks": _peaks(timeline),
         "definitions": {"people": TRACK_DEFINITION, "valence_index": valence_definition(),
                         "privacy": f"Groups (the event, a time bin, a source) with fewer than {min_group_size} "
@@ -243,6 +251,11 @@ def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_G
         "model": model_summary(model_card if model_card is not None else load_model_card(model)),
     }
     return EventReport(data, timeline, source_df)
+
+
+def _outage(outage: Any) -> dict[str, Any]:
+    """A live source's offline interval (``to`` is ``None`` if it never came back before the ingest ended)."""
+    return {"from": _iso(outage.started_at), "to": _iso(outage.ended_at), "reason": outage.reason}
 
 
 def _share_cols() -> list[str]:

@@ -179,7 +179,11 @@ observations outside the event window are left out.</p>{% endif %}
 <h2>Sources</h2>
 {% if charts.sources %}<img alt="Expression shares per source" src="{{ charts.sources }}">{% endif %}
 <table><tr><th>source</th><th>kind</th><th>people</th><th>faces</th><th>valence index</th><th>tracking</th></tr>
-{% for s in d.sources %}<tr><td>{{ s.source }}{% if not s.complete %} (in progress){% endif %}</td><td>{{ s.kind }}</td>
+{% for s in d.sources %}<tr><td>{{ s.source }}{% if not s.complete %} (in progress){% endif %}
+{% for o in s.offline %}<br><span class="muted">offline {{ o.from }} to
+ {{ o.to or "the end of the ingest" }}</span>{% endfor %}
+{% if s.frames_dropped %}<br><span class="muted">{{ s.frames_dropped }} frames dropped
+ (analysis behind the camera)</span>{% endif %}</td><td>{{ s.kind }}</td>
 <td>{{ s.people }}</td><td>{{ s.faces }}</td>
 <td>{{ "%+.1f"|format(s.valence_index) if s.valence_index is not none else "hidden (privacy rule)" }}</td>
 <td class="muted">{{ s.tracking }}</td></tr>{% endfor %}
