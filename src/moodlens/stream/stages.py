@@ -24,36 +24,49 @@ if TYPE_CHECKING:  # the Analyzer loads ONNX models: imported only where one is 
 
 #: Points per side of the grid whose median optical flow moves a box between detections.
 _GRID = 5
+#: Lucas-Kanade settings: a 21-px window on 4 pyramid levels follows faces moving ~20 px between analysed frames.
+_LK = {"winSize": (21, 21), "maxLevel": 3}
 
 
 class Stage(Protocol):
     def update(self, frame: Frame, faces: Faces) -> Faces: ...
 
 
+def _follow_one(prev_gray: np.ndarray, gray: np.ndarray, box: np.ndarray) -> tuple[float, float] | None:
+    """Median flow (dx, dy) of a grid of points inside ``box``, tracked forward and back within a window around
+    it (cheaper than whole-frame pyramids); ``None`` when fewer than half the points make the round trip."""
+    x, y, w, h = (float(v) for v in box)
+    margin = max(w, h) + 16
+    H, W = gray.shape[:2]
+    x0, y0 = int(max(0, x - margin)), int(max(0, y - margin))
+    x1, y1 = int(min(W, x + w + margin)), int(min(H, y + h + margin))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    t = np.linspace(0.2, 0.8, _GRID, dtype=np.float32)
+    gx, gy = np.meshgrid(x - x0 + w * t, y - y0 + h * t)
+    pts = np.stack([gx.ravel(), gy.ravel()], axis=1).reshape(-1, 1, 2).astype(np.float32)
+    a, b = prev_gray[y0:y1, x0:x1], gray[y0:y1, x0:x1]
+    moved, forward, _ = cv2.calcOpticalFlowPyrLK(a, b, pts, None, **_LK)
+    back, backward, _ = cv2.calcOpticalFlowPyrLK(b, a, moved, None, **_LK)
+    ok = (forward.ravel() == 1) & (backward.ravel() == 1) & (np.linalg.norm((back - pts).reshape(-1, 2), axis=1) < 1.0)
+    if ok.sum() < (_GRID * _GRID) // 2:
+        return None
+    dx, dy = np.median((moved - pts).reshape(-1, 2)[ok], axis=0)
+    return float(dx), float(dy)
+
+
 def follow_boxes(prev_gray: np.ndarray, gray: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Move each box by the median Lucas-Kanade flow of a grid of points inside it; returns (moved boxes,
     which boxes were followed). A box is lost when fewer than half its points track both ways (forward,
     then back to within a pixel of where they started): its face left or was covered."""
-    if len(boxes) == 0:
-        return boxes, np.zeros(0, bool)
-    b = boxes.astype(np.float32)
-    t = np.linspace(0.2, 0.8, _GRID, dtype=np.float32)
-    xs = b[:, None, None, 0] + b[:, None, None, 2] * t[None, None, :]  # (n, 1, G)
-    ys = b[:, None, None, 1] + b[:, None, None, 3] * t[None, :, None]  # (n, G, 1)
-    pts = np.stack(np.broadcast_arrays(xs, ys), axis=-1).reshape(-1, 1, 2).astype(np.float32)
-    lk = {"winSize": (21, 21), "maxLevel": 3}
-    moved, forward, _ = cv2.calcOpticalFlowPyrLK(prev_gray, gray, pts, None, **lk)
-    back, backward, _ = cv2.calcOpticalFlowPyrLK(gray, prev_gray, moved, None, **lk)
-    round_trip = np.linalg.norm((back - pts).reshape(-1, 2), axis=1)
-    ok = (forward.ravel() == 1) & (backward.ravel() == 1) & (round_trip < 1.0)
-    ok = ok.reshape(len(boxes), _GRID * _GRID)
-    flow = (moved - pts).reshape(len(boxes), _GRID * _GRID, 2)
-    kept = ok.sum(1) >= (_GRID * _GRID) // 2
     out = boxes.copy()
-    for i in np.flatnonzero(kept):
-        dx, dy = np.median(flow[i][ok[i]], axis=0)
-        out[i, 0] += int(round(float(dx)))
-        out[i, 1] += int(round(float(dy)))
+    kept = np.zeros(len(boxes), bool)
+    for i, box in enumerate(boxes):
+        step = _follow_one(prev_gray, gray, box)
+        if step is not None:
+            kept[i] = True
+            out[i, 0] += int(round(step[0]))
+            out[i, 1] += int(round(step[1]))
     H, W = gray.shape[:2]
     out[:, 0] = np.clip(out[:, 0], 0, W - 2)
     out[:, 1] = np.clip(out[:, 1], 0, H - 2)
