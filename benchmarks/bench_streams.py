@@ -36,7 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--fps", type=float, default=10.0)
-    ap.add_argument("--max-cameras", type=int, default=8)
+    ap.add_argument("--max-cameras", type=int, default=16)
     ap.add_argument("--detect-every", type=int, default=3)
     ap.add_argument("--max-side", type=int, default=320)
     ap.add_argument("--max-drop", type=float, default=0.01, help="share of dropped frames that ends the search")

@@ -31,7 +31,7 @@ URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
 #: Seconds between attempts to reopen a dropped live source: doubles from the first to the last value.
 RECONNECT_BACKOFF_S = (0.5, 10.0)
 #: Live frames that may wait for analysis before the oldest is dropped.
-LIVE_QUEUE = 2
+LIVE_QUEUE = 4
 
 FrameOrEvent = Frame | SourceEvent
 
