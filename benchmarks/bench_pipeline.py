@@ -79,7 +79,9 @@ def smallest_detectable(analyzer: Analyzer, size: tuple[int, int], relative_face
         sprite = cv2.resize(head(), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         img = background(width, height)
         sh, sw = sprite.shape[:2]
-        x, y = width // 3, height // 3
+        x, y = width // 8, height // 8
+        if y + sh > height or x + sw > width:  # this face size does not fit in the frame
+            continue
         img[y:y + sh, x:x + sw] = sprite
         truth = np.array([[x + rx * sw, y + ry * sh, rw * sw, rh * sh]])
         got = analyzer.detect(img).boxes

@@ -180,6 +180,8 @@ class _LiveSource:
         offline_since = time.monotonic()
         limit = self.settings.max_offline_s
         while not stop.is_set():
+            if self.stop_at is not None and utcnow() > self.stop_at:
+                return None
             if limit is not None and time.monotonic() - offline_since > limit:
                 self.ended_early = f"{self.info.name}: offline for more than {limit:g} s"
                 return None
