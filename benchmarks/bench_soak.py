@@ -5,7 +5,7 @@ Prints resident memory (RSS) at the start (after warm-up: the first ``--warmup``
 and the end of the ingest, the largest seen, the growth after warm-up, and the frames/s the ingest held.
 Growth target: under 50 MB after warm-up.
 
-    python benchmarks/bench_soak.py [--frames 36000] [--detect-every 3] [--max-side 320]
+    python benchmarks/bench_soak.py [--frames 36000] [--detect-every 3] [--max-side 320] [--detector auto]
 """
 
 from __future__ import annotations
@@ -48,9 +48,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1_000, help="frames analysed before the start sample")
     ap.add_argument("--detect-every", type=int, default=3)
     ap.add_argument("--max-side", type=int, default=320)
+    ap.add_argument("--detector", default="auto", help="face detector (auto, yunet, centerface)")
     args = ap.parse_args()
     out: dict = {"machine": machine_facts(("numpy", "opencv-python-headless", "onnxruntime", "yuface", "av")),
-                 "frames": args.frames, "detect_every": args.detect_every, "max_side": args.max_side}
+                 "frames": args.frames, "detect_every": args.detect_every, "max_side": args.max_side,
+                 "detector": args.detector}
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "soak.mp4"
         t = time.perf_counter()
@@ -60,7 +62,7 @@ def main() -> None:
         with EventStore(db) as store:
             store.create_event("soak")
         cmd = [*moodlens_cmd(), "event", "ingest", "soak", "--video", str(video), "--db", db, "--no-progress",
-               "--detect-every", str(args.detect_every), "--max-side", str(args.max_side)]
+               "--detect-every", str(args.detect_every), "--max-side", str(args.max_side), "--detector", args.detector]
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         samples: list[tuple[float, int, float]] = []  # (seconds, frames committed, RSS MB)

@@ -97,7 +97,7 @@ class Stream:
     settings: StreamSettings = STREAM_DEFAULTS
     max_frames: int | None = None
     pipeline: Pipeline | None = None
-    _inbox: _Handover | None = field(default=None, repr=False)
+    _inbox: _Handover | None = field(default=None, init=False, repr=False)
 
 
 class _Engine:
