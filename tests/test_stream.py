@@ -12,7 +12,6 @@ import csv
 import functools
 import http.server
 import json
-import os
 import socket
 import threading
 import time
@@ -29,9 +28,10 @@ from stream_media import MjpegServer, video_jpegs
 from typer.testing import CliRunner
 
 from moodlens.cli import app
+from moodlens.events.ingest import IngestResult
 from moodlens.events.report import build_report
 from moodlens.events.store import EventStore
-from moodlens.events.stream_ingest import ingest_camera, ingest_streams
+from moodlens.events.stream_ingest import StoreSink, ingest_camera, ingest_streams
 from moodlens.recognition.analyzer import Analyzer
 from moodlens.settings import STREAM_DEFAULTS
 from moodlens.stream import CallbackSink, StreamURL, analyze_video, run_stream
@@ -180,9 +180,17 @@ def test_frames_are_dropped_and_counted_when_analysis_is_slower(analyzer, tmp_pa
         seen.append(frame.index)
         time.sleep(0.1)
 
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    store.create_event("gala")
     with MjpegServer(jpegs, fps=40.0) as server:
         settings = STREAM_DEFAULTS.with_(max_offline_s=0.5, open_timeout_s=2.0)
-        summary = run_stream(StreamURL(server.url, settings), analyzer, [CallbackSink(slow_sink)], settings)
+        source = StreamURL(server.url, settings)
+        src = store.open_source("gala", "camera", source.info.uri, label=source.info.name)
+        stored = StoreSink(store, src, source, IngestResult("gala", source.info.name, "camera"), 1.0, None, False)
+        summary = run_stream(source, analyzer, [CallbackSink(slow_sink), stored], settings)
+    assert store.get_source(src.id).frames_dropped == summary.frames_dropped == stored.result.frames_dropped
+    assert build_report(store, "gala").data["sources"][0]["frames_dropped"] == summary.frames_dropped
+    store.close()
     assert summary.frames == len(seen) < len(jpegs) / 2
     assert summary.frames_dropped >= len(jpegs) / 3
     assert summary.frames + summary.frames_dropped <= len(jpegs)
@@ -317,7 +325,6 @@ def test_video_summary_json_and_cli_show_segments(tmp_path):
     assert "over time:" in output and output.count("track ") == 2
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a POSIX system")
 def test_push_source_drops_oldest_when_full():
     from moodlens.stream import PushSource
 
