@@ -27,7 +27,7 @@ import skimage.data
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from bench_pipeline import make_frames  # noqa: E402
+from bench_media import make_frames  # noqa: E402
 from events_media import Crossing, background, face_sprite, make_video  # noqa: E402
 from recognition_media import ASTRONAUT_FACE, close_up, lfw_face, moving_faces_frames, reference_box  # noqa: E402
 

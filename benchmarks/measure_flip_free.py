@@ -64,7 +64,7 @@ def main() -> None:
     free = EmotionClassifier(args.model, threads=2, flip="alternate")
     if free.graph_path == average.graph_path:
         raise SystemExit(f"{args.model} has no flip-free graph (see moodlens.train.flip_free)")
-    print(f"model {average.card.get('name', args.model)}; flip-free graph {free.graph_path.name}; "
+    print(f"model {average.name}; flip-free graph {free.graph_path.name}; "
           f"PublicTest n={len(labels)}\n")
     views = jittered_views(faces, max(TRACK_LENGTHS))
     run = free.session.run

@@ -54,7 +54,7 @@ def test_clear_errors_not_tracebacks(tmp_path, monkeypatch):
     assert (tmp_path / "env.db").is_file()
     cases = [
         (["ingest", "gala"], "exactly one of --video"),
-        (["ingest", "gala", "--video", "x.mp4", "--photos", "."], "got --video, --photos"),
+        (["ingest", "gala", "--video", "x.mp4", "--photos", "."], "--photos cannot be combined"),
         (["ingest", "nope", "--photos", str(tmp_path)], "no event named 'nope'"),
         (["ingest", "gala", "--video", str(tmp_path / "missing.mp4")], "video file not found"),
         (["ingest", "gala", "--photos", str(tmp_path / "missing")], "photo folder not found"),

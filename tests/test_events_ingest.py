@@ -13,11 +13,13 @@ import cv2
 import pytest
 import skimage.data
 from events_media import Crossing, make_video
+from stream_media import MjpegServer, video_jpegs
 
-from moodlens.events.ingest import ingest_camera, ingest_images, ingest_photos, ingest_video
+from moodlens.events.ingest import ingest_images, ingest_photos
 from moodlens.events.report import build_report
 from moodlens.events.report_files import write_report
 from moodlens.events.store import EventStore
+from moodlens.events.stream_ingest import ingest_camera, ingest_video
 from moodlens.recognition.analyzer import Analyzer
 
 FPS = 10.0  # track_gap_s=1.0 -> a track ends after 10 unseen frames
@@ -148,21 +150,30 @@ def test_html_report_is_self_contained(store, analyzer, tmp_path):
 
 @sqlite_only
 def test_camera_ingest_runs_until_stopped_and_continues(store, analyzer, tmp_path):
-    """A capture object reading a real video stands in for the camera device (there is none in CI)."""
+    """A real MJPEG-over-HTTP camera served by the test, read through its URL."""
     video = make_video(tmp_path / "cam.avi", [Crossing(0, 30)], frames=30, fps=FPS, size=SIZE)
     before = datetime.now(UTC).replace(tzinfo=None)
-    first = ingest_camera(store, "gala", camera=7, capture=cv2.VideoCapture(str(video)), max_frames=12,
-                          analyzer=analyzer, progress=False)
-    assert (first.frames, first.new_tracks, first.finished) == (12, 1, False)
-    [src] = store.sources("gala")
-    assert (src.kind, src.label, src.frames_done) == ("camera", "camera 7", 12)
-    # Restarting continues the source: frame numbers go on, and the person in view is a new track.
-    stop = threading.Event()
-    stop.set()  # stops after the first frame
-    second = ingest_camera(store, "gala", camera=7, capture=cv2.VideoCapture(str(video)), stop=stop,
-                           analyzer=analyzer, progress=False)
+    with MjpegServer(video_jpegs(video), fps=20.0) as camera:  # paced, so frames are left for the restart
+        first = ingest_camera(store, "gala", camera.url, max_frames=12, analyzer=analyzer, progress=False,
+                              drop_late_frames=False)
+        assert (first.frames, first.new_tracks, first.finished) == (12, 1, False)
+        [src] = store.sources("gala")
+        assert (src.kind, src.label, src.frames_done) == ("camera", camera.url, 12)
+        # Restarting continues the source: frame numbers go on, and the person in view is a new track.
+        second = ingest_camera(store, "gala", camera.url, max_frames=1, analyzer=analyzer, progress=False)
     assert second.frames == 1 and second.resumed_from == 12
     df = store.observations("gala")
     assert sorted(df["track"].unique()) == [1, 2] and df["frame"].max() == 12
     assert (df["ts"] >= before).all()  # camera frames are stamped when read
     assert len(store.sources("gala")) == 1
+
+
+@sqlite_only
+def test_camera_ingest_stops_when_asked(store, analyzer, tmp_path):
+    video = make_video(tmp_path / "cam.avi", [Crossing(0, 30)], frames=30, fps=FPS, size=SIZE)
+    stop = threading.Event()
+    with MjpegServer(video_jpegs(video), fps=FPS) as camera:
+        threading.Timer(1.5, stop.set).start()
+        result = ingest_camera(store, "gala", camera.url, stop=stop, analyzer=analyzer, progress=False)
+    assert 0 < result.frames < 30 and not result.finished
+    assert store.sources("gala")[0].frames_done == result.frames  # the last batch was committed

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from events_media import Crossing, make_video
 
-from moodlens.events.ingest import ingest_video
 from moodlens.events.store import PROB_COLUMNS, EventStore
+from moodlens.events.stream_ingest import ingest_video
 
 # Two groups of overlapping crossings with a quiet gap (frames 40..51) between them; 10 fps.
 CROSSINGS = [Crossing(s, s + 20, y=20 + 140 * (i % 3)) for i, s in enumerate((0, 10, 20, 52, 62, 72, 82, 92))]

@@ -10,8 +10,8 @@ import skimage.data
 from events_media import Crossing, make_video
 from fastapi.testclient import TestClient
 
-from moodlens.events.ingest import ingest_video
 from moodlens.events.store import EventStore
+from moodlens.events.stream_ingest import ingest_video
 from moodlens.web.app import create_app
 
 

@@ -1,4 +1,5 @@
-"""Video and camera: stable track ids on a generated video, --every N, smoothing, summaries, bad videos, CLI."""
+"""Video and camera through the stream engine: stable track ids on a generated video, --detect-every N, smoothing,
+summaries, bad videos, CLI."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from moodlens.cli import app
 from moodlens.recognition.analyzer import Analyzer
 from moodlens.recognition.faces import Faces
 from moodlens.recognition.track import FaceTracker
-from moodlens.video import ProbSmoother, VideoError, analyze_video, run_camera
+from moodlens.stream import Frame, StreamError, analyze_video, run_camera
+from moodlens.stream.stages import Smooth
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +35,12 @@ def two_faces_video(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module", params=[1, 4], ids=["every1", "every4"])
+@pytest.fixture(scope="module", params=[1, 4], ids=["detect-every1", "detect-every4"])
 def analysed(request, analyzer, two_faces_video, tmp_path_factory):
-    """The video analysed once per --every value: (every, summary, csv rows, annotated copy)."""
+    """The video analysed once per --detect-every value: (detect_every, summary, csv rows, annotated copy)."""
     d = tmp_path_factory.mktemp(f"every{request.param}")
     summary = analyze_video(two_faces_video, analyzer, csv_path=d / "rows.csv", out=d / "annotated.mp4",
-                            every=request.param, progress=False)
+                            detect_every=request.param, progress=False)
     return request.param, summary, list(csv.DictReader((d / "rows.csv").open())), d / "annotated.mp4"
 
 
@@ -104,23 +106,27 @@ def test_tracker_fast_motion_uses_centroid_distance():
 
 
 def test_smoothing_averages_per_track():
-    s = ProbSmoother(alpha=0.5)
+    s = Smooth(alpha=0.5)
     p1, p2 = np.eye(7)[[3]], np.eye(7)[[4]]
-    s.update(Faces([[0, 0, 10, 10]], [1], p1, [7]))
-    out = s.update(Faces([[0, 0, 10, 10]], [1], p2, [7]))
+    frame = Frame(0, 0.0, np.zeros((8, 8, 3), np.uint8))
+    s.update(frame, Faces([[0, 0, 10, 10]], [1], p1, [7]))
+    out = s.update(frame, Faces([[0, 0, 10, 10]], [1], p2, [7]))
     assert np.allclose(out.probs[0, 3:5], [0.5, 0.5])
-    other = s.update(Faces([[0, 0, 10, 10]], [1], p2, [8]))  # another track starts fresh
+    other = s.update(frame, Faces([[0, 0, 10, 10]], [1], p2, [8]))  # another track starts fresh
     assert np.allclose(other.probs, p2)
+    frame.ended = [7]  # an ended track's state is forgotten
+    s.update(frame, Faces())
+    assert np.allclose(s.update(frame, Faces([[0, 0, 10, 10]], [1], p1, [7])).probs, p1)
 
 
 def test_bad_videos(analyzer, tmp_path, two_faces_video):
-    with pytest.raises(VideoError, match="not found"):
+    with pytest.raises(StreamError, match="not found"):
         analyze_video(tmp_path / "none.mp4", analyzer, progress=False)
     (tmp_path / "empty.mp4").write_bytes(b"")
-    with pytest.raises(VideoError, match="empty"):
+    with pytest.raises(StreamError, match="empty"):
         analyze_video(tmp_path / "empty.mp4", analyzer, progress=False)
     (tmp_path / "text.mp4").write_text("this is not a video\n" * 100)
-    with pytest.raises(VideoError, match="cannot be opened"):
+    with pytest.raises(StreamError, match="cannot be opened"):
         analyze_video(tmp_path / "text.mp4", analyzer, progress=False)
 
 
@@ -137,29 +143,30 @@ def test_video_that_ends_early(analyzer, tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     try:
         summary = analyze_video(cut, analyzer, progress=False)
-    except VideoError as exc:  # some builds refuse to open a cut file at all: also a clear error
+    except StreamError as exc:  # some builds refuse to open a cut file at all: also a clear error
         assert "cut.avi" in str(exc)
         return
     assert 0 < summary.frames < 20
     assert summary.ended_early and "of 20" in summary.ended_early
 
 
-def test_camera_that_cannot_open_or_disappears(analyzer, two_faces_video, tmp_path):
-    with pytest.raises(VideoError, match="camera 9"):
+def test_camera_that_cannot_open_and_a_file_as_camera(analyzer, two_faces_video, tmp_path):
+    with pytest.raises(StreamError, match="camera 9"):
         run_camera(9, analyzer, headless=True)
-    # A stream that stops delivering frames (OpenCV reads a file like a stream URL) counts as a lost camera:
-    # the session ends with a clear reason and keeps what it saw.
+    with pytest.raises(StreamError, match="camera -1: a camera index is 0 or more"):
+        run_camera(-1, analyzer, headless=True)
+    # A video file given as the camera is read like a file, to its end, keeping everything seen.
     rows = tmp_path / "cam.csv"
-    summary = run_camera(str(two_faces_video), analyzer, headless=True, csv_path=rows, every=4)
-    assert summary.frames == N_FRAMES and "stopped delivering frames" in summary.ended_early
+    summary = run_camera(str(two_faces_video), analyzer, headless=True, csv_path=rows, detect_every=4)
+    assert summary.frames == N_FRAMES and summary.completed and not summary.ended_early
     assert len(list(csv.DictReader(rows.open()))) == 2 * N_FRAMES
-    assert run_camera(str(two_faces_video), analyzer, headless=True, max_frames=3, every=3).frames == 3
+    assert run_camera(str(two_faces_video), analyzer, headless=True, max_frames=3, detect_every=3).frames == 3
 
 
 def test_camera_window_without_display_says_so(monkeypatch, analyzer):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    with pytest.raises(VideoError, match="--headless"):
+    with pytest.raises(StreamError, match="--headless"):
         run_camera(0, analyzer)
 
 
@@ -180,10 +187,13 @@ def test_cli_analyze_video_camera(tmp_path, two_faces_video):
     assert (tmp_path / "ann" / "astro.annotated.jpg").is_file()
     assert len(list(csv.DictReader((tmp_path / "r.csv").open()))) == 1
 
-    res = runner.invoke(app, ["video", str(two_faces_video), "--every", "6", "--csv", str(tmp_path / "v.csv"),
-                              "--json", str(tmp_path / "v.json")])
+    res = runner.invoke(app, ["video", str(two_faces_video), "--detect-every", "6", "--csv", str(tmp_path / "v.csv"),
+                              "--json", str(tmp_path / "v.json"), "--no-progress"])
     assert res.exit_code == 0, res.output
-    assert json.loads((tmp_path / "v.json").read_text())["overall"]["tracks"] == 2
+    summary = json.loads((tmp_path / "v.json").read_text())
+    assert summary["overall"]["tracks"] == 2 and summary["overall"]["timeline"]
+    assert all(t["segments"] and t["segments"][0]["start_s"] == 0.0 for t in summary["tracks"])
+    assert "over time: happy 0.0-0.9 s" in res.output
     assert all(r["time_s"] != "" for r in csv.DictReader((tmp_path / "v.csv").open()))
 
     res = runner.invoke(app, ["video", str(tmp_path / "missing.mp4")])

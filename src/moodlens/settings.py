@@ -13,6 +13,15 @@ from typing import Any
 
 from moodlens.spec import FACE_MARGIN
 
+
+def _with_changes(settings: Any, what: str, changes: dict[str, Any]) -> Any:
+    """A copy of a settings dataclass with ``changes`` applied; unknown names are an error, ``None`` is ignored."""
+    unknown = set(changes) - {f.name for f in fields(settings)}
+    if unknown:
+        raise TypeError(f"unknown {what} setting(s): {', '.join(sorted(unknown))}")
+    return replace(settings, **{k: v for k, v in changes.items() if v is not None})
+
+
 #: Groups (the whole event, a time bin, a source) with fewer people are never broken out in reports.
 MIN_GROUP_SIZE: int = 5
 
@@ -63,12 +72,58 @@ class AnalysisSettings:
 
     def with_(self, **changes: Any) -> AnalysisSettings:
         """A copy with ``changes`` applied (unknown names are an error); ``None`` values are ignored."""
-        known = {f.name for f in fields(self)}
-        unknown = set(changes) - known
-        if unknown:
-            raise TypeError(f"unknown analysis setting(s): {', '.join(sorted(unknown))}")
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        return _with_changes(self, "analysis", changes)
 
 
 #: The defaults, for option declarations that must show them (CLI help, web forms).
 DEFAULTS = AnalysisSettings()
+#: The defaults of video files, webcams and streams: faces from 30 px wide (one 427x320 detector pass on a
+#: 640x480 frame, where 20 px wide would need two: docs/recognition.md) and the alternating flip, on half the
+#: classifier work.
+VIDEO_DEFAULTS = DEFAULTS.with_(min_face=30, flip=VIDEO_FLIP)
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """How a video, camera or stream becomes tracked faces: one set of rules for every command.
+
+    ``every``: analyse every Nth frame of the source (the others are skipped without decoding where possible).
+    ``detect_every``: run the detector on every Nth analysed frame; in between, boxes follow the image by
+    optical flow (cheap), and every analysed frame is classified.
+    ``track_gap_s``: seconds a face may go unseen before its track (one person) ends.
+    ``smoothing``: weight of the newest frame in each track's moving average of probabilities (1 = off).
+    ``min_segment_s``: shortest expression segment in summaries over time; shorter ones join a neighbour.
+    ``open_timeout_s``: how long opening or reading a stream URL may block before it counts as unreachable.
+    ``max_offline_s``: how long a dropped live source is retried before its run ends (``None``: until stopped).
+    ``drop_late_frames``: live sources drop (and count) frames when analysis falls behind; ``False`` reads
+    no faster than analysis instead (a recorded stream served live).
+    """
+
+    every: int = 1
+    detect_every: int = 3
+    track_gap_s: float = 1.0
+    smoothing: float = 0.4
+    min_segment_s: float = 2.0
+    open_timeout_s: float = 10.0
+    max_offline_s: float | None = None
+    drop_late_frames: bool = True
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.detect_every < 1:
+            raise ValueError(f"every and detect_every must be at least 1, got {self.every} and {self.detect_every}")
+        if self.track_gap_s < 0:
+            raise ValueError(f"track_gap_s must be >= 0, got {self.track_gap_s}")
+        if not 0.0 < self.smoothing <= 1.0:
+            raise ValueError(f"smoothing must be in (0, 1], got {self.smoothing}")
+        if self.min_segment_s < 0 or self.open_timeout_s <= 0:
+            raise ValueError("min_segment_s must be >= 0 and open_timeout_s > 0")
+        if self.max_offline_s is not None and self.max_offline_s < 0:
+            raise ValueError(f"max_offline_s must be >= 0, got {self.max_offline_s}")
+
+    def with_(self, **changes: Any) -> StreamSettings:
+        """A copy with ``changes`` applied (unknown names are an error); ``None`` values are ignored."""
+        return _with_changes(self, "stream", changes)
+
+
+#: The stream defaults, for option declarations that must show them.
+STREAM_DEFAULTS = StreamSettings()

@@ -1,7 +1,7 @@
 """Event commands: ``moodlens event create|ingest|report|compare|list|delete|purge``.
 
-Each option is a keyword of the library call it makes (``EventStore`` methods,
-``ingest_video``/``ingest_camera``/``ingest_photos``, ``build_report``, ``build_comparison``) with the same default.
+Each option is a keyword of the library call it makes (``EventStore`` methods, ``ingest_streams``,
+``ingest_photos``, ``build_report``, ``build_comparison``) with the same default.
 """
 
 from __future__ import annotations
@@ -15,12 +15,25 @@ from typing import Annotated
 import typer
 
 from moodlens.cli.errors import user_errors
-from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, analysis_settings
+from moodlens.cli.options import (
+    ConfOpt,
+    DetectEveryOpt,
+    DetectorOpt,
+    DropLateOpt,
+    MaxOfflineOpt,
+    MaxSideOpt,
+    ModelOpt,
+    OpenTimeoutOpt,
+    TrackGapOpt,
+    analysis_settings,
+    stream_settings,
+)
 from moodlens.events.compare import MAX_EVENTS, SEGMENTS
 from moodlens.events.report import REPORT_FORMATS
 from moodlens.events.store import EventExists, EventNotFound, EventStore
 from moodlens.events.timebins import MAX_BINS
-from moodlens.settings import DEFAULTS, MIN_GROUP_SIZE
+from moodlens.settings import DEFAULTS, MIN_GROUP_SIZE, STREAM_DEFAULTS, VIDEO_DEFAULTS
+from moodlens.stream.frames import StreamError
 from moodlens.textsafe import terminal_text
 
 event_app = typer.Typer(help="Private, aggregate feedback for events: ingest streams and photos, write reports.",
@@ -33,7 +46,7 @@ DbOpt = Annotated[str | None, typer.Option(
 NameArg = Annotated[str, typer.Argument(help="Event name.")]
 
 
-_user_errors = user_errors(EventNotFound, EventExists, FileNotFoundError, NotADirectoryError, ValueError)
+_user_errors = user_errors(EventNotFound, EventExists, FileNotFoundError, NotADirectoryError, ValueError, StreamError)
 
 
 def _time(value: str | None, option: str) -> datetime | None:
@@ -69,47 +82,66 @@ def create_cmd(
 @_user_errors
 def ingest_cmd(
     name: NameArg,
-    video: Annotated[Path | None, typer.Option(help="Video file to analyse (resumes if interrupted).")] = None,
-    camera: Annotated[int | None, typer.Option(help="Camera index to analyse until stopped (Ctrl-C).")] = None,
+    video: Annotated[list[Path] | None, typer.Option(help="Video file to analyse (resumes if interrupted); "
+                                                          "repeat for several files.")] = None,
+    camera: Annotated[list[str] | None, typer.Option(help="Camera index or stream URL (rtsp://, http(s):// MJPEG "
+                                                          "or HLS) to analyse until stopped (Ctrl-C); repeat for "
+                                                          "several cameras.")] = None,
     photos: Annotated[Path | None, typer.Option(help="Folder of photos (searched recursively).")] = None,
-    every: Annotated[int, typer.Option(help="Analyse every Nth frame (or photo).")] = 1,
-    track_gap_s: Annotated[float, typer.Option(help="Seconds a face may go unseen before its track "
-                                                    "(one person) ends.")] = 1.0,
+    every: Annotated[int, typer.Option(min=1, help="Analyse every Nth frame (or photo).")] = STREAM_DEFAULTS.every,
+    detect_every: DetectEveryOpt = STREAM_DEFAULTS.detect_every,
+    track_gap_s: TrackGapOpt = STREAM_DEFAULTS.track_gap_s,
     start: Annotated[str | None, typer.Option(help="Video only: wall-clock time of its first frame (ISO). "
                                               "Default: the event start, else file time minus duration.")] = None,
+    max_frames: Annotated[int | None, typer.Option(min=1, help="Cameras: stop after reading this many frames "
+                                                               "from each.")] = None,
+    open_timeout_s: OpenTimeoutOpt = STREAM_DEFAULTS.open_timeout_s,
+    max_offline_s: MaxOfflineOpt = STREAM_DEFAULTS.max_offline_s,
+    drop_late_frames: DropLateOpt = STREAM_DEFAULTS.drop_late_frames,
     model: ModelOpt = DEFAULTS.model,
     detector: DetectorOpt = DEFAULTS.detector,
     min_confidence: ConfOpt = DEFAULTS.min_confidence,
+    min_face: Annotated[int | None, typer.Option(min=8, max=4096, show_default=False, help=(
+        "Narrowest face to find, in pixels of the image or frame (default: "
+        f"{VIDEO_DEFAULTS.min_face} for videos and cameras, {DEFAULTS.min_face} for photos)."))] = None,
     max_side: MaxSideOpt = DEFAULTS.max_side,
     commit_interval_s: Annotated[float, typer.Option(help="Most seconds between database commits.")] = 1.0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     db: DbOpt = None,
 ) -> None:
-    """Analyse a video, a live camera or a photo folder into an event. Frames stay in memory; only
-    per-face numbers (time, anonymous track, 7 probabilities, box size) are stored."""
-    from moodlens.events import ingest
-
-    chosen = [o for o, v in (("--video", video), ("--camera", camera), ("--photos", photos)) if v is not None]
-    if len(chosen) != 1:
-        raise ValueError("give exactly one of --video FILE, --camera INDEX or --photos DIR"
-                         + (f" (got {', '.join(chosen)})" if chosen else ""))
+    """Analyse videos, live cameras and stream URLs (several at once, faces classified in shared batches) or a
+    photo folder into an event. Frames stay in memory; only per-face numbers (time, anonymous track,
+    7 probabilities, box size) are stored."""
+    videos, cameras = list(video or []), list(camera or [])
+    if photos is not None and (videos or cameras):
+        raise ValueError("--photos cannot be combined with --video or --camera; run them as separate ingests")
+    if photos is None and not (videos or cameras):
+        raise ValueError("give exactly one of --video FILE, --camera INDEX|URL (both repeatable) or --photos DIR")
     from moodlens.recognition.analyzer import Analyzer
 
-    analyzer = Analyzer(analysis_settings(model, detector, min_confidence, max_side))
-    common = {"every": every, "analyzer": analyzer,
-              "commit_interval_s": commit_interval_s, "progress": progress}
+    base = DEFAULTS if photos is not None else VIDEO_DEFAULTS
+    analyzer = Analyzer(analysis_settings(model, detector, min_confidence, min_face or base.min_face, max_side, base))
     # SIGTERM (service stop, `kill`) ends the ingest like Ctrl-C: the last batch is committed first.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with EventStore(db) as store:
-        if video is not None:
-            result = ingest.ingest_video(store, name, video, track_gap_s=track_gap_s, start=_time(start, "--start"),
-                                         **common)
-        elif camera is not None:
-            typer.echo("analysing the camera; press Ctrl-C to stop", err=True)
-            result = ingest.ingest_camera(store, name, camera, track_gap_s=track_gap_s, **common)
+        if photos is not None:
+            from moodlens.events.ingest import ingest_photos
+
+            results = [ingest_photos(store, name, photos, every=every, analyzer=analyzer,
+                                     commit_interval_s=commit_interval_s, progress=progress)]
         else:
-            result = ingest.ingest_photos(store, name, photos, **common)
-    typer.echo(result.summary())
+            from moodlens.events.stream_ingest import ingest_streams
+
+            settings = stream_settings(every=every, detect_every=detect_every, track_gap_s=track_gap_s,
+                                       open_timeout_s=open_timeout_s, max_offline_s=max_offline_s,
+                                       drop_late_frames=drop_late_frames)
+            if cameras:
+                typer.echo("analysing live sources; press Ctrl-C to stop", err=True)
+            results = ingest_streams(store, name, videos, cameras, analyzer, settings=settings,
+                                     start=_time(start, "--start"), commit_interval_s=commit_interval_s,
+                                     progress=progress, max_frames=max_frames)
+    for result in results:
+        typer.echo(terminal_text(result.summary()))
 
 
 ALL_FORMATS = ",".join(REPORT_FORMATS)

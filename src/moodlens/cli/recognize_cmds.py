@@ -1,8 +1,8 @@
-"""``moodlens analyze | video | camera``: thin shells over Analyzer, analyze_video and run_camera."""
+"""``moodlens analyze | video | camera``: thin shells over Analyzer and the stream engine's analyze_video and
+run_camera."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -10,22 +10,39 @@ from typing import Annotated
 import typer
 
 from moodlens.cli.errors import fail, user_errors
-from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, RayOpt, analysis_settings
+from moodlens.cli.options import (
+    ConfOpt,
+    DetectEveryOpt,
+    DetectorOpt,
+    DropLateOpt,
+    EveryOpt,
+    MaxOfflineOpt,
+    MaxSideOpt,
+    MinFaceOpt,
+    MinSegmentOpt,
+    ModelOpt,
+    OpenTimeoutOpt,
+    RayOpt,
+    SmoothOpt,
+    TrackGapOpt,
+    analysis_settings,
+    stream_settings,
+)
 from moodlens.distributed.cluster import ClusterError
-from moodlens.settings import DEFAULTS
+from moodlens.settings import DEFAULTS, STREAM_DEFAULTS, VIDEO_DEFAULTS, AnalysisSettings
 from moodlens.textsafe import terminal_text
 from moodlens.wording import plural
 
-EveryOpt = Annotated[int, typer.Option(min=1, help="Run the detector every N frames; track in between.")]
-SmoothOpt = Annotated[float, typer.Option(min=0.01, max=1.0, help="Weight of the newest frame per track (1 = off).")]
+S = STREAM_DEFAULTS
 
 
-def _analyzer(model: str, detector: str, min_confidence: float, max_side: int):  # noqa: ANN202
+def _analyzer(model: str, detector: str, min_confidence: float, min_face: int, max_side: int,  # noqa: ANN202
+              base: AnalysisSettings = DEFAULTS):
     from moodlens.recognition.analyzer import Analyzer
     from moodlens.recognition.detect import DetectorUnavailable
 
     try:
-        return Analyzer(analysis_settings(model, detector, min_confidence, max_side))
+        return Analyzer(analysis_settings(model, detector, min_confidence, min_face, max_side, base))
     except (DetectorUnavailable, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from exc
 
@@ -61,6 +78,7 @@ def analyze(
     model: ModelOpt = DEFAULTS.model,
     detector: DetectorOpt = DEFAULTS.detector,
     min_confidence: ConfOpt = DEFAULTS.min_confidence,
+    min_face: MinFaceOpt = DEFAULTS.min_face,
     max_side: MaxSideOpt = DEFAULTS.max_side,
     ray: RayOpt = None,
 ) -> None:
@@ -68,18 +86,18 @@ def analyze(
     files, unreadable images) are reported with the reason and skipped."""
     import cv2
 
+    from moodlens.csvfile import FACE_FIELDS, CsvWriter
     from moodlens.events.model_facts import model_facts
     from moodlens.recognition.annotate import annotate
     from moodlens.recognition.inputs import find_inputs
     from moodlens.recognition.schema import FileError, ImageResult, ImageResults, ModelRef
-    from moodlens.video import FACE_FIELDS, CsvWriter
 
     if ray:  # a missing extra or a malformed address is reported before anything is written
         from moodlens.distributed.cluster import import_ray, parse_address
 
         import_ray()
         parse_address(ray)
-    analyzer = _analyzer(model, detector, min_confidence, max_side)
+    analyzer = _analyzer(model, detector, min_confidence, min_face, max_side)
     inputs = find_inputs(paths)
     results = ImageResults(model=ModelRef.from_facts(model_facts(analyzer)), images=[])
     rows = CsvWriter(csv_path, ["file", *FACE_FIELDS]) if csv_path else None
@@ -130,70 +148,98 @@ def analysis_summary(results) -> str:  # noqa: ANN001 - ImageResults, imported l
 
 def video(
     file: Annotated[Path, typer.Argument(help="Video file.")],
-    out: Annotated[Path | None, typer.Option(help="Write an annotated copy (.mp4).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write an annotated copy (H.264 .mp4, plays in browsers).")] = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="One row per face per frame, with timestamps.")] = None,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write the per-track summary as JSON.")] = None,
-    every: EveryOpt = 1,
-    smoothing: SmoothOpt = 0.4,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the summary over time (tracks, "
+                                                                  "segments, timeline) as JSON.")] = None,
+    every: EveryOpt = S.every,
+    detect_every: DetectEveryOpt = S.detect_every,
+    track_gap_s: TrackGapOpt = S.track_gap_s,
+    smoothing: SmoothOpt = S.smoothing,
+    min_segment_s: MinSegmentOpt = S.min_segment_s,
     scores: Annotated[bool, typer.Option(help="Draw per-face score bars.")] = False,
     blur: Annotated[bool, typer.Option(help="Blur faces in the annotated copy.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     model: ModelOpt = DEFAULTS.model,
     detector: DetectorOpt = DEFAULTS.detector,
     min_confidence: ConfOpt = DEFAULTS.min_confidence,
+    min_face: MinFaceOpt = VIDEO_DEFAULTS.min_face,
     max_side: MaxSideOpt = DEFAULTS.max_side,
 ) -> None:
-    """Analyse a video file: faces tracked across frames, per-track and overall summary."""
-    from moodlens.video import VideoError, analyze_video
+    """Analyse a video file: faces tracked across frames, expressions summarised per track and over time."""
+    from moodlens.stream import StreamError, analyze_video
 
-    analyzer = _analyzer(model, detector, min_confidence, max_side)
+    settings = stream_settings(every=every, detect_every=detect_every, track_gap_s=track_gap_s,
+                               smoothing=smoothing, min_segment_s=min_segment_s)
+    analyzer = _analyzer(model, detector, min_confidence, min_face, max_side, VIDEO_DEFAULTS)
     try:
-        summary = analyze_video(file, analyzer, out=out, csv_path=csv_path, every=every, smoothing=smoothing,
-                                scores=scores, blur=blur)
-    except VideoError as exc:
+        summary = analyze_video(file, analyzer, out=out, csv_path=csv_path, json_path=json_path, scores=scores,
+                                blur=blur, progress=progress, settings=settings)
+    except StreamError as exc:
         raise fail(str(exc)) from exc
-    _report(summary, json_path)
+    _report(summary)
 
 
 def camera(
-    index: Annotated[str, typer.Option(help="Camera number, or a stream URL.")] = "0",
+    index: Annotated[str, typer.Option(help="Camera number, a stream URL (rtsp://, http(s)://) or a video file.")
+                     ] = "0",
     headless: Annotated[bool, typer.Option(help="No window: analyse and write results only.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Record an annotated copy (H.264 .mp4).")] = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="One row per face per frame, with timestamps.")] = None,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write the per-track summary as JSON at the end.")]
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the summary over time as JSON at the end.")]
     = None,
-    max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
-    every: EveryOpt = 1,
-    smoothing: SmoothOpt = 0.4,
+    max_frames: Annotated[int | None, typer.Option(min=1, help="Stop after reading this many frames.")] = None,
+    every: EveryOpt = S.every,
+    detect_every: DetectEveryOpt = S.detect_every,
+    track_gap_s: TrackGapOpt = S.track_gap_s,
+    smoothing: SmoothOpt = S.smoothing,
+    min_segment_s: MinSegmentOpt = S.min_segment_s,
+    open_timeout_s: OpenTimeoutOpt = S.open_timeout_s,
+    max_offline_s: MaxOfflineOpt = S.max_offline_s,
+    drop_late_frames: DropLateOpt = S.drop_late_frames,
     scores: Annotated[bool, typer.Option(help="Draw per-face score bars.")] = False,
     model: ModelOpt = DEFAULTS.model,
     detector: DetectorOpt = DEFAULTS.detector,
     min_confidence: ConfOpt = DEFAULTS.min_confidence,
+    min_face: MinFaceOpt = VIDEO_DEFAULTS.min_face,
     max_side: MaxSideOpt = DEFAULTS.max_side,
 ) -> None:
-    """Live camera: a window with boxes, labels and FPS (q or Esc quits), or --headless to write results."""
-    from moodlens.video import VideoError, run_camera
+    """Live camera or stream: a window with boxes, labels and FPS (q or Esc quits), or --headless to write
+    results. A stream that drops is reopened with backoff; Ctrl-C stops."""
+    from moodlens.stream import StreamError, run_camera
 
-    if headless and not (csv_path or json_path):
-        typer.secho("note: --headless without --csv/--json only prints the summary at the end", err=True)
-    analyzer = _analyzer(model, detector, min_confidence, max_side)
+    if headless and not (csv_path or json_path or out):
+        typer.secho("note: --headless without --csv/--json/--out only prints the summary at the end", err=True)
+    settings = stream_settings(every=every, detect_every=detect_every, track_gap_s=track_gap_s,
+                               smoothing=smoothing, min_segment_s=min_segment_s, open_timeout_s=open_timeout_s,
+                               max_offline_s=max_offline_s, drop_late_frames=drop_late_frames)
+    analyzer = _analyzer(model, detector, min_confidence, min_face, max_side, VIDEO_DEFAULTS)
     try:
-        summary = run_camera(index, analyzer, headless=headless, csv_path=csv_path, every=every,
-                             smoothing=smoothing, scores=scores, max_frames=max_frames)
-    except VideoError as exc:
+        summary = run_camera(index, analyzer, headless=headless, out=out, csv_path=csv_path, json_path=json_path,
+                             scores=scores, max_frames=max_frames, settings=settings)
+    except StreamError as exc:
         raise fail(str(exc)) from exc
-    _report(summary, json_path)
+    _report(summary)
 
 
-def _report(summary, json_path: Path | None) -> None:  # noqa: ANN001 - VideoSummary, imported lazily
+def _report(summary) -> None:  # noqa: ANN001 - StreamSummary, imported lazily
+    from moodlens.stream.summary import describe_segments
+
     data = summary.to_dict()
-    if json_path:
-        json_path.write_text(json.dumps(data, indent=2))
     o = data["overall"]
-    typer.echo(f"{data['source']}: {data['frames']} frames, {o['tracks']} face track(s)")
+    text = f"{terminal_text(data['source'])}: {data['frames']} frames, {o['tracks']} face track(s)"
+    if data["frames_dropped"]:
+        text += f", {data['frames_dropped']} frames dropped (analysis behind the source)"
+    typer.echo(text)
     for t in data["tracks"]:
         typer.echo(f"  track {t['track_id']}: {t['first_s']:.1f}-{t['last_s']:.1f} s, {t['frames']} frames, "
-                   f"{t['emotion']} {t['scores'][t['emotion']]:.0%}")
+                   f"{t['emotion']} {t['scores'][t['emotion']]:.0%}; {describe_segments(t['segments'])}")
+    if o["segments"]:
+        typer.echo(f"  over time: {describe_segments(o['segments'])}")
+    for gap in data["offline"]:
+        typer.echo(f"  offline from {gap['from']} to {gap['to'] or 'the end'} ({gap['reason']})")
     if data["ended_early"]:
-        typer.secho(f"warning: ended early: {data['ended_early']}", fg="yellow", err=True)
+        typer.secho(f"warning: ended early: {terminal_text(data['ended_early'])}", fg="yellow", err=True)
 
 
 def register(app: typer.Typer) -> None:

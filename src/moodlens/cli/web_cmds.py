@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, analysis_settings
+from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, MinFaceOpt, ModelOpt, analysis_settings
 from moodlens.recognition.imageio import MAX_PIXELS
 from moodlens.settings import DEFAULTS
 
@@ -19,6 +19,7 @@ def serve(
     model: ModelOpt = DEFAULTS.model,
     detector: DetectorOpt = DEFAULTS.detector,
     min_confidence: ConfOpt = DEFAULTS.min_confidence,
+    min_face: MinFaceOpt = DEFAULTS.min_face,
     max_side: MaxSideOpt = DEFAULTS.max_side,
     max_upload_mb: Annotated[float, typer.Option(help="Largest request body (all files together), in MB.")] = 20.0,
     max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (guards against decompression "
@@ -35,7 +36,7 @@ def serve(
     """Serve the photo upload page, the live camera page and the JSON API (OpenAPI docs at /docs)."""
     from moodlens.web import serve as run_server
 
-    run_server(host=host, port=port, settings=analysis_settings(model, detector, min_confidence, max_side),
+    run_server(host=host, port=port, settings=analysis_settings(model, detector, min_confidence, min_face, max_side),
                max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_files=max_files,
                workers=workers, max_queue=max_queue, save_dir=save_dir)
 

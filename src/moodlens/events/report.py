@@ -184,7 +184,8 @@ def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_G
     overall = obs.group_table(np.zeros(len(obs.person), np.int64), 1, min_group_size, main=True,
                               complementary=False)
     timeline = _timeline(obs, axis, min_group_size)
-    sources = _sources(obs, min_group_size)
+    outages = store.outages(event_name)
+    sources = _sources(obs, min_group_size, outages)
     models = source_models(obs.sources, model, model_card)
     sources["model"] = [models["by_source"][s.id]["name"] for s in obs.sources]
 
@@ -222,7 +223,9 @@ def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_G
         "totals": totals,
         "overall": overall_row,
         "timeline": records(timeline),
-        "sources": records(sources),
+        "sources": [{**row, "offline": [{"from": iso(o.started_at), "to": iso(o.ended_at), "reason": o.reason}
+                                        for o in outages.get(src.id, [])]}
+                    for row, src in zip(records(sources), obs.sources, strict=True)],
         "outside": records(outside),
         "peaks": peaks,
         "privacy": _privacy(overall_row, timeline, sources, min_group_size),
@@ -246,12 +249,16 @@ def _timeline(obs: EventObservations, axis: TimeAxis | None, min_group_size: int
     return frame
 
 
-def _sources(obs: EventObservations, min_group_size: int) -> pd.DataFrame:
+def _sources(obs: EventObservations, min_group_size: int, outages: dict[int, list[Any]]) -> pd.DataFrame:
     frame = obs.group_table(obs.source, len(obs.sources), min_group_size)
     frame.insert(0, "kind", [s.kind for s in obs.sources])
     frame.insert(0, "source", [s.label for s in obs.sources])
     frame["tracking"] = [s.tracking for s in obs.sources]
     frame["complete"] = [bool(s.finished) for s in obs.sources]
+    frame["frames_dropped"] = [int(s.frames_dropped or 0) for s in obs.sources]
+    # A live source's offline intervals (``to`` is empty when it never came back before the ingest ended).
+    frame["offline"] = ["; ".join(f"{iso(o.started_at)} to {iso(o.ended_at) or 'the end'}"
+                                  for o in outages.get(s.id, [])) for s in obs.sources]
     return frame
 
 

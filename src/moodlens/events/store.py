@@ -105,8 +105,25 @@ class Source(Base):
     frames_done: Mapped[int] = mapped_column(Integer, default=0)
     frames_total: Mapped[int | None] = mapped_column(Integer)
     finished: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Video and camera: the detector ran on one analysed frame in this many (boxes followed in between).
+    detect_every: Mapped[int | None] = mapped_column(Integer)
+    #: Live sources: frames dropped because analysis fell behind.
+    frames_dropped: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SourceOutage(Base):
+    """An interval during which a live source (camera, stream URL) delivered no frames and was being reopened."""
+
+    __tablename__ = "source_outages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    #: ``None`` while the source is still offline (or the ingest stopped during the outage).
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    reason: Mapped[str] = mapped_column(String(300), default="")
 
 
 class Observation(Base):
@@ -317,6 +334,7 @@ class EventStore:
                 raise EventNotFound(name)
             source_ids = select(Source.id).where(Source.event_id == ev.id).scalar_subquery()
             n = s.execute(delete(Observation).where(Observation.source_id.in_(source_ids))).rowcount
+            s.execute(delete(SourceOutage).where(SourceOutage.source_id.in_(source_ids)))
             s.execute(delete(Source).where(Source.event_id == ev.id))
             s.execute(delete(Event).where(Event.id == ev.id))
         return int(n or 0)
@@ -379,17 +397,41 @@ class EventStore:
         self.update_source(source_id, **facts.to_columns())
 
     def commit_batch(self, source_id: int, rows: Iterable[Mapping[str, Any]], frames_done: int,
-                     finished: bool = False) -> None:
+                     finished: bool = False, **source_fields: Any) -> None:
         """Write observations and advance the source's resume cursor in one transaction.
 
         Either both happen or neither, so a killed ingest resumes exactly after its last commit.
+        ``source_fields``: further source columns to set in the same transaction (e.g. ``frames_dropped``).
         """
         rows = [dict(r, source_id=source_id) for r in rows]
         with self.session() as s:
             if rows:
                 s.execute(insert(Observation), rows)
             s.execute(update(Source).where(Source.id == source_id)
-                      .values(frames_done=frames_done, finished=finished, updated_at=utcnow()))
+                      .values(frames_done=frames_done, finished=finished, updated_at=utcnow(), **source_fields))
+
+    def add_outage(self, source_id: int, started_at: datetime, reason: str = "") -> int:
+        """Record that a live source went offline; returns the outage's id (for :meth:`end_outage`)."""
+        with self.session() as s:
+            outage = SourceOutage(source_id=source_id, started_at=started_at, reason=reason[:300])
+            s.add(outage)
+            s.flush()
+            return int(outage.id)
+
+    def end_outage(self, outage_id: int, ended_at: datetime) -> None:
+        with self.session() as s:
+            s.execute(update(SourceOutage).where(SourceOutage.id == outage_id).values(ended_at=ended_at))
+
+    def outages(self, event_name: str) -> dict[int, list[SourceOutage]]:
+        """Source id -> its offline intervals, oldest first."""
+        ev = self.get_event(event_name)
+        stmt = (select(SourceOutage).join(Source, Source.id == SourceOutage.source_id)
+                .where(Source.event_id == ev.id).order_by(SourceOutage.started_at, SourceOutage.id))
+        out: dict[int, list[SourceOutage]] = {}
+        with self.session() as s:
+            for outage in s.scalars(stmt):
+                out.setdefault(outage.source_id, []).append(outage)
+        return out
 
     def rewind_source(self, source_id: int, frame: int) -> int:
         """Drop the source's observations from ``frame`` on and move its cursor back there."""

@@ -93,6 +93,26 @@ class Analyzer:
         probs = self.classifier.predict(crops)
         return Faces(faces.boxes, faces.detector_scores, probs, faces.track_ids)
 
+    def classify_frames(self, frames: list[tuple[np.ndarray, Faces, np.ndarray | None]],
+                        mirror: list[bool] | None = None) -> list[Faces]:
+        """:meth:`classify` for several frames (of one or several video sources) in one batch.
+
+        ``frames``: ``(bgr, faces, gray or None)`` each; returns each frame's Faces with ``probs`` set.
+        ``mirror``: per frame, whether the alternating flip (``flip="alternate"``) shows its faces mirrored.
+        """
+        crops = [crop_face(gray if gray is not None else to_gray(bgr), box, self.margin)
+                 for bgr, faces, gray in frames for box in faces.boxes]
+        if not crops:
+            return [Faces(track_ids=faces.track_ids) for _, faces, _ in frames]
+        per_face = None if mirror is None else np.repeat(np.asarray(mirror, bool), [len(f) for _, f, _ in frames])
+        probs = self.classifier.predict(np.stack(crops), mirror=per_face)
+        out, k = [], 0
+        for _, faces, _ in frames:
+            n = len(faces)
+            out.append(Faces(faces.boxes, faces.detector_scores, probs[k:k + n], faces.track_ids))
+            k += n
+        return out
+
     def analyze(self, image: ImageInput, color: ColorOrder | None = None) -> Faces:
         """Every face of ``image`` (path, bytes or array) with box, detector score and 7 class scores."""
         bgr = self.load(image, color)

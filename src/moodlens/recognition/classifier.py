@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -48,15 +49,17 @@ def resolve_model(model: str | Path | None) -> Path:
 
 def flip_free_graph(model_path: Path, card: ModelCard | None) -> Path | None:
     """The graph to run for ``flip="alternate"``: the card's ``flip_free_graph`` (a file beside the model),
-    the model itself when its card says it has no flip averaging, else None (nothing to alternate)."""
+    the model itself when its card says it has no flip averaging, else None (run the model as it is)."""
     if card is None:
         return None
     name = card.flip_free_graph
     if name:
         path = model_path.with_name(Path(name).name)
-        if not path.is_file():
-            raise FileNotFoundError(f"{model_path}: its flip-free graph {path.name} is missing")
-        return path
+        if path.is_file():
+            return path
+        warnings.warn(f"{model_path}: its flip-free graph {path.name} is missing; classifying with flip "
+                      "averaging instead (twice the work)", RuntimeWarning, stacklevel=3)
+        return None
     return model_path if card.tta == "none" else None
 
 
@@ -99,15 +102,25 @@ class EmotionClassifier:
         self.name = self.card.name if self.card else self.model_path.stem
         self.sha256 = self.card.sha256 if self.card else file_sha256(self.model_path)
 
-    def predict(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """uint8 faces (N, 48, 48) -> probabilities (N, 7) float32."""
+    def predict(self, faces: np.ndarray, batch_size: int = 256, mirror: np.ndarray | None = None) -> np.ndarray:
+        """uint8 faces (N, 48, 48) -> probabilities (N, 7) float32.
+
+        ``mirror`` (``flip="alternate"`` only): which faces to classify as their mirror image, e.g. those of
+        every other frame of a video when one batch holds several frames; default: all faces of every
+        other call. Ignored when the model averages flips itself.
+        """
         faces = np.asarray(faces)
         if faces.ndim == 2:
             faces = faces[None]
         if len(faces) == 0:
             return np.zeros((0, len(EMOTIONS)), np.float32)
-        if self._calls is not None and next(self._calls) % 2:
-            faces = faces[:, :, ::-1]  # mirror image; the centre crop is symmetric, so it commutes
+        if self._calls is not None:
+            if mirror is None:
+                mirror = np.full(len(faces), next(self._calls) % 2 == 1)
+            mirror = np.asarray(mirror, bool)
+            if mirror.any():  # mirror image; the centre crop is symmetric, so it commutes
+                faces = faces.copy()
+                faces[mirror] = faces[mirror][:, :, ::-1]
         out = [self.session.run(None, {self.input_name: to_model_input(faces[i:i + batch_size])})[0]
                for i in range(0, len(faces), batch_size)]
         return np.concatenate(out).astype(np.float32, copy=False)

@@ -22,8 +22,8 @@ from moodlens.events.model_facts import model_facts
 from moodlens.recognition.analyzer import Analyzer
 from moodlens.recognition.imageio import MAX_PIXELS
 from moodlens.recognition.schema import ModelRef
-from moodlens.settings import AnalysisSettings
-from moodlens.web.deps import InferencePool, WebSettings
+from moodlens.settings import DEFAULTS, VIDEO_DEFAULTS, AnalysisSettings
+from moodlens.web.deps import InferencePool, WebSettings, Worker
 from moodlens.web.routers import analyze, health, live, model, pages
 from moodlens.web.routers.model import model_info
 from moodlens.web.templating import WEB_DIR
@@ -45,7 +45,8 @@ def default_workers() -> int:
 def create_app(settings: AnalysisSettings | None = None, max_upload_mb: float = 20.0,
                max_pixels: int = MAX_PIXELS, max_files: int = 50, workers: int | None = None, max_queue: int = 16,
                save_dir: str | Path | None = None) -> FastAPI:
-    """Build the app: one ``Analyzer`` per worker thread, the API under ``/api/v1``, pages at ``/`` and ``/live``.
+    """Build the app: two ``Analyzer`` per worker thread (photos, live frames), the API under ``/api/v1``,
+    pages at ``/`` and ``/live``.
 
     ``settings``: how faces are found and classified (:class:`~moodlens.settings.AnalysisSettings`).
 
@@ -56,14 +57,17 @@ def create_app(settings: AnalysisSettings | None = None, max_upload_mb: float = 
     web = WebSettings(max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_files=max_files,
                            workers=workers or default_workers(), max_queue=max_queue,
                            save_dir=Path(save_dir) if save_dir is not None else None)
-    analyzers = [Analyzer(settings, max_pixels=max_pixels) for _ in range(web.workers)]
+    photos = settings or DEFAULTS
+    live = photos.with_(min_face=VIDEO_DEFAULTS.min_face, flip=VIDEO_DEFAULTS.flip)
+    workers_ = [Worker(Analyzer(photos, max_pixels=max_pixels), Analyzer(live, max_pixels=max_pixels))
+                for _ in range(web.workers)]
 
     app = FastAPI(title="moodlens", version=__version__, description=API_DESCRIPTION,
                   docs_url=None, redoc_url=None)
     app.state.settings = web
-    app.state.pool = InferencePool(analyzers, web.max_queue)
-    app.state.model_info = model_info(analyzers[0])
-    app.state.model_ref = ModelRef.from_facts(model_facts(analyzers[0]))  # in every image result
+    app.state.pool = InferencePool(workers_, web.max_queue)
+    app.state.model_info = model_info(workers_[0].photos)
+    app.state.model_ref = ModelRef.from_facts(model_facts(workers_[0].photos))  # in every image result
     app.state.nav = [("/", "Photos"), ("/live", "Live camera")]
 
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")

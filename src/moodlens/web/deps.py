@@ -47,6 +47,15 @@ class WebSettings:
                 "max_files": self.max_files, "saving": self.save_dir is not None}
 
 
+@dataclass(frozen=True)
+class Worker:
+    """What one analysis thread works with: an Analyzer for photos and one for live camera frames (the video
+    defaults: :data:`~moodlens.settings.VIDEO_DEFAULTS`, as ``moodlens camera`` uses)."""
+
+    photos: Any
+    live: Any
+
+
 class Overloaded(RuntimeError):
     """Every worker is busy and the waiting queue is full."""
 

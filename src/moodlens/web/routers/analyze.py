@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from moodlens.recognition.annotate import annotate as draw_faces
 from moodlens.recognition.faces import Faces
 from moodlens.recognition.imageio import ImageError, decode_image
-from moodlens.web.deps import Pool, Settings, admit_or_503, read_uploads
+from moodlens.web.deps import Pool, Settings, Worker, admit_or_503, read_uploads
 from moodlens.web.schemas import AnalyzeResponse, ErrorDetail, FileError, ImageResult, Limits
 
 router = APIRouter(prefix="/api/v1", tags=["analyze"])
@@ -42,10 +42,10 @@ def encode_jpeg_data_url(image: Any, quality: int = 85) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
-def analyze_bytes(analyzer: Any, filename: str, data: bytes, max_pixels: int) -> tuple[np.ndarray, Faces]:
+def analyze_bytes(worker: Worker, filename: str, data: bytes, max_pixels: int) -> tuple[np.ndarray, Faces]:
     """Decode one upload by its content (never its name) and analyse it; raises ``ImageError``."""
     image = decode_image(data, name=filename, max_pixels=max_pixels)
-    return image, analyzer.analyze(image)
+    return image, worker.photos.analyze(image)
 
 
 def file_error(index: int, filename: str, error: ImageError) -> FileError:
@@ -54,11 +54,11 @@ def file_error(index: int, filename: str, error: ImageError) -> FileError:
                      reason=reason)
 
 
-def analyze_file(analyzer: Any, index: int, filename: str, data: bytes, max_pixels: int,
+def analyze_file(worker: Worker, index: int, filename: str, data: bytes, max_pixels: int,
                  annotate: bool) -> ImageResult | FileError:
     """One file of a batch: its result, or a ``FileError`` naming it and the reason (never an exception)."""
     try:
-        image, faces = analyze_bytes(analyzer, filename, data, max_pixels)
+        image, faces = analyze_bytes(worker, filename, data, max_pixels)
     except ImageError as exc:
         return file_error(index, filename, exc)
     annotated = encode_jpeg_data_url(draw_faces(image, faces)) if annotate else None

@@ -25,7 +25,7 @@ from moodlens.events.report import EventReport, build_report
 from moodlens.events.report_files import comparison_tables, report_tables, write_csv_stream
 from moodlens.events.store import EventExists, EventNotFound, EventStore
 from moodlens.settings import MIN_GROUP_SIZE
-from moodlens.web.deps import Pool, Settings, admit_or_503, read_uploads
+from moodlens.web.deps import Pool, Settings, Worker, admit_or_503, read_uploads
 from moodlens.web.report_cache import SingleFlightCache
 from moodlens.web.routers.analyze import IMAGE_ERROR_STATUS
 from moodlens.web.schemas import FileError
@@ -238,10 +238,10 @@ async def compare_csv(request: Request, store: Store, names: EventNames,
     return _csv_response(comparison_tables(comparison), table, f"comparison-{table}.csv")
 
 
-def _ingest_uploads(analyzer: Any, store: EventStore, name: str, batch: str,
+def _ingest_uploads(worker: Worker, store: EventStore, name: str, batch: str,
                     files: list[tuple[str, bytes]]) -> tuple[int, int, list[FileError]]:
     """Store the faces of the uploads in the event; unreadable files come back as errors naming them."""
-    result = ingest_images(store, name, files, batch=batch, analyzer=analyzer)
+    result = ingest_images(store, name, files, batch=batch, analyzer=worker.photos)
     index = {filename: i for i, (filename, _) in enumerate(files)}
     errors = []
     for filename, reason, kind in result.errors:

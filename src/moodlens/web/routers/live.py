@@ -2,8 +2,10 @@
 
 The page sends each frame as one binary message (JPEG/PNG/WebP bytes) and waits for the JSON
 answer before sending the next, so a slow server lowers the frame rate instead of building a
-backlog. Each connection has its own ``FaceTracker`` so faces keep their ``track_id`` across
-frames. Frames are decoded in memory and never stored, even when the operator enabled saving.
+backlog. Each connection runs its own stream pipeline (:class:`moodlens.stream.Pipeline`) fed by a
+:class:`moodlens.stream.PushSource`: the same detection schedule, tracker, smoothing and summary as
+``moodlens video`` and ``moodlens event ingest``, so faces keep their ``track_id`` across frames.
+Frames are decoded in memory and never stored, even when the operator enabled saving.
 """
 
 from __future__ import annotations
@@ -12,20 +14,31 @@ import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from moodlens.recognition.imageio import ImageError
-from moodlens.recognition.track import FaceTracker
-from moodlens.web.deps import Overloaded
-from moodlens.web.routers.analyze import analyze_bytes, file_error
+from moodlens.recognition.faces import Faces
+from moodlens.recognition.imageio import ImageError, decode_image
+from moodlens.stream import Pipeline, PushSource
+from moodlens.web.deps import Overloaded, Worker
+from moodlens.web.routers.analyze import file_error
 from moodlens.web.schemas import LiveFrame
 
 router = APIRouter(tags=["live"])
+
+
+def analyze_live_frame(worker: Worker, source: PushSource, pipeline: Pipeline, data: bytes,
+                       max_pixels: int) -> tuple[tuple[int, ...], Faces]:
+    """Decode one frame, push it into the connection's source and run the connection's pipeline on it."""
+    image = decode_image(data, name="frame", max_pixels=max_pixels)
+    source.push(image)
+    frame = source.take()
+    return image.shape, pipeline.process(frame, worker.live)
 
 
 @router.websocket("/api/v1/live")
 async def live(websocket: WebSocket) -> None:
     settings = websocket.app.state.settings
     pool = websocket.app.state.pool
-    tracker = FaceTracker()
+    source = PushSource("live page")
+    pipeline = Pipeline(None, fps=source.info.fps, name=source.info.name)
     await websocket.accept()
     try:
         while True:
@@ -47,11 +60,13 @@ async def live(websocket: WebSocket) -> None:
             started = time.perf_counter()
             try:
                 with admission:
-                    image, faces = await pool.run(analyze_bytes, "frame", frame, settings.max_pixels)
+                    shape, faces = await pool.run(analyze_live_frame, source, pipeline, frame, settings.max_pixels)
             except ImageError as exc:
                 await websocket.send_json({"error": file_error(0, "frame", exc).reason})
                 continue
-            answer = LiveFrame.from_faces(image.shape, tracker.update(faces), time.perf_counter() - started)
+            answer = LiveFrame.from_faces(shape, faces, time.perf_counter() - started)
             await websocket.send_text(answer.model_dump_json())
     except WebSocketDisconnect:
         pass
+    finally:
+        source.close()

@@ -114,7 +114,8 @@
       const color = config.colors[f.emotion] || "#fff";
       ctx.strokeStyle = color;
       ctx.strokeRect(x * sx, y * sy, w * sx, h * sy);
-      const label = `${f.emotion} ${(100 * f.confidence).toFixed(0)}%`;
+      // Smoothed per track by the server's stream pipeline; the track number stays with a face across frames.
+      const label = `${f.track_id != null ? `#${f.track_id} ` : ""}${f.emotion} ${(100 * f.confidence).toFixed(0)}%`;
       const tw = ctx.measureText(label).width + 8;
       const ty = Math.max(0, y * sy - 20);
       ctx.fillStyle = color;

@@ -1,22 +1,22 @@
-"""Video files and live cameras: detect (every N frames), track, smooth per track, summarise.
+"""The previous release's video loop, kept verbatim as the baseline of ``bench_pipeline.py``.
 
-Faces are tracked by box geometry only (:class:`moodlens.recognition.track.FaceTracker`); between detection
-frames the boxes follow the image by sparse optical flow, and every frame is classified (cheap).
-Per-track probabilities are smoothed with an exponential moving average.
+This is ``moodlens/video.py``'s ``VideoAnalyzer`` (with the pieces it uses) as it shipped before the stream
+engine replaced it: one thread, detector on every ``every``-th frame, optical flow between, EMA smoothing,
+frames decoded by a plain ``cv2.VideoCapture.read()`` loop. Only this docstring, the unused imports and the
+writers/CLI helpers after the loop were removed; nothing in the loop changed.
 """
+
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from moodlens.recognition.analyzer import Analyzer
 from moodlens.recognition.faces import Faces
@@ -280,162 +280,3 @@ class VideoAnalyzer:
         """End all open tracks (calls ``on_track_end``) and return the summary."""
         self._end(self.tracker.finish())
         return self.summary
-
-
-#: Columns of :meth:`moodlens.recognition.faces.Faces.to_records` rows.
-FACE_FIELDS = ["face", "track_id", "x", "y", "w", "h", "detector_score", "emotion", "confidence", *EMOTIONS]
-#: Columns of video and camera CSV files: a timestamp on every row.
-CSV_FIELDS = ["frame", "time_s", *FACE_FIELDS]
-
-
-class CsvWriter:
-    """Face rows written as they come (a camera may run for hours); ``fields`` fixes the columns."""
-
-    def __init__(self, path: str | Path, fields: list[str] = CSV_FIELDS) -> None:  # noqa: B006 - never mutated
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] = self.path.open("w", newline="")
-        self._writer = csv.DictWriter(self._fh, fieldnames=fields, extrasaction="ignore")
-        self._writer.writeheader()
-
-    def write(self, result: FrameResult) -> None:
-        self._writer.writerows(result.to_records())
-
-    def write_rows(self, rows: list[dict[str, Any]]) -> None:
-        self._writer.writerows(rows)
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-def _video_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0, size)
-    if not writer.isOpened():
-        raise VideoError(f"{path}: cannot write video (unsupported extension or codec; use .mp4)")
-    return writer
-
-
-def analyze_video(path: str | Path, analyzer: Analyzer | None = None, *, out: str | Path | None = None,
-                  csv_path: str | Path | None = None, every: int = 1, smoothing: float = 0.4, scores: bool = False,
-                  blur: bool = False, progress: bool = True,
-                  on_frame: Callable[[FrameResult], None] | None = None) -> VideoSummary:
-    """Analyse a video file; optionally write an annotated copy (``out``) and per-face rows (``csv_path``).
-
-    A video that stops before its announced frame count is analysed up to there and the summary says so
-    (``ended_early``); one that cannot be opened raises :class:`VideoError`.
-    """
-    from moodlens.recognition.annotate import annotate
-
-    analyzer = analyzer or Analyzer()
-    cap, fps, expected = open_video(path)
-    runner = VideoAnalyzer(analyzer, every=every, smoothing=smoothing, source=str(path))
-    runner.summary.fps = fps
-    writer: cv2.VideoWriter | None = None
-    rows = CsvWriter(csv_path) if csv_path else None
-    try:
-        bar = tqdm(video_frames(cap, fps), total=expected or None, desc=Path(path).name, unit="frame",
-                   disable=not progress)
-        for frame in bar:
-            result = runner.process(frame)
-            if rows:
-                rows.write(result)
-            if out is not None:
-                if writer is None:
-                    writer = _video_writer(Path(out), fps, (frame.image.shape[1], frame.image.shape[0]))
-                writer.write(annotate(frame.image, result.faces, scores=scores, blur=blur, copy=False))
-            if on_frame:
-                on_frame(result)
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
-        if rows:
-            rows.close()
-    summary = runner.finish()
-    if summary.frames == 0:
-        raise VideoError(f"{path}: no frame could be decoded")
-    # Containers estimate their frame count; only a clear shortfall means the file stopped early.
-    if expected and summary.frames < expected - max(2, expected // 50):
-        summary.ended_early = f"decoded {summary.frames} of {expected} frames announced by the container"
-    return summary
-
-
-def open_camera(index: int = 0) -> cv2.VideoCapture:
-    """Open camera ``index``; raises :class:`VideoError` with a clear reason when there is none."""
-    cap = cv2.VideoCapture(index)
-    if not cap.isOpened():
-        raise VideoError(f"camera {index}: cannot be opened (no camera attached, no permission, or in use)")
-    return cap
-
-
-def display_available() -> str | None:
-    """None when OpenCV can open a window here, else the reason it cannot."""
-    import os
-    import sys
-
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return "no display (DISPLAY/WAYLAND_DISPLAY not set)"
-    try:
-        cv2.namedWindow("moodlens-probe", cv2.WINDOW_NORMAL)
-        cv2.destroyWindow("moodlens-probe")
-    except cv2.error:
-        return "this OpenCV build has no GUI support (opencv-python-headless); install opencv-python for a window"
-    return None
-
-
-def run_camera(index: int | str = 0, analyzer: Analyzer | None = None, *, headless: bool = False,
-               csv_path: str | Path | None = None, every: int = 1, smoothing: float = 0.4, scores: bool = False,
-               max_frames: int | None = None, on_frame: Callable[[FrameResult], None] | None = None,
-               on_track_end: Callable[[TrackSummary], None] | None = None) -> VideoSummary:
-    """Live analysis of camera ``index`` (or a stream URL): a window with boxes, labels and FPS,
-    or with ``headless`` no window and rows written to ``csv_path``.
-
-    Stops on q/Esc in the window, Ctrl+C, after ``max_frames``, or when the camera disappears
-    (then the summary's ``ended_early`` says so and everything seen so far is kept).
-    """
-    from moodlens.recognition.annotate import annotate, draw_text
-
-    if not headless:
-        reason = display_available()
-        if reason:
-            raise VideoError(f"cannot show a camera window: {reason}. Use --headless (with --csv FILE) "
-                             "to analyse without a window")
-    analyzer = analyzer or Analyzer()
-    name = f"camera {index}"
-    cap = open_camera(int(index) if isinstance(index, str) and index.isdigit() else index)
-    runner = VideoAnalyzer(analyzer, every=every, smoothing=smoothing, source=name, on_track_end=on_track_end)
-    rows = CsvWriter(csv_path) if csv_path else None
-    started = tick = time.monotonic()
-    shown_fps = 0.0
-    try:
-        for frame in camera_frames(cap, name):
-            last_tick, tick = tick, time.monotonic()
-            result = runner.process(frame)
-            if rows:
-                rows.write(result)
-            if on_frame:
-                on_frame(result)
-            if not headless:
-                rate = 1.0 / max(tick - last_tick, 1e-6)  # frame to frame, so capture and display count too
-                shown_fps = rate if not shown_fps else 0.9 * shown_fps + 0.1 * rate
-                view = annotate(frame.image, result.faces, scores=scores, copy=False)
-                cv2.imshow("moodlens", draw_text(view, f"{shown_fps:.0f} FPS  {len(result.faces)} faces"))
-                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                    break
-            if max_frames is not None and runner.summary.frames >= max_frames:
-                break
-    except VideoError as exc:
-        runner.summary.ended_early = str(exc)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        cap.release()
-        if rows:
-            rows.close()
-        if not headless:
-            cv2.destroyAllWindows()
-    summary = runner.finish()
-    elapsed = time.monotonic() - started
-    summary.fps = summary.frames / elapsed if elapsed > 0 else 0.0
-    return summary
