@@ -32,6 +32,16 @@ from moodlens.machine import machine_facts  # noqa: E402
 from moodlens.recognition.analyzer import Analyzer  # noqa: E402
 
 
+def camera_jpegs(folder: Path, seconds: float, fps: float, analyzer: Analyzer) -> list[bytes]:
+    """JPEG frames of the benchmark camera (640x480, 1-3 moving faces): ``seconds`` at ``fps`` and two seconds
+    more, so that a camera never runs out before its reader has read ``seconds`` of it."""
+    video = folder / "cam.mp4"
+    write_faces_video(video, 150, (640, 480), face_box_in_head(analyzer.detect))
+    jpegs = video_jpegs(video, quality=80)
+    frames = int(seconds * fps)
+    return (jpegs * (frames // len(jpegs) + 2))[: frames + 2 * int(fps)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0)
@@ -47,10 +57,7 @@ def main() -> None:
     analyzer = Analyzer(max_side=args.max_side)
     frames = int(args.seconds * args.fps)
     with tempfile.TemporaryDirectory() as tmp:
-        video = Path(tmp) / "cam.mp4"
-        write_faces_video(video, 150, (640, 480), face_box_in_head(analyzer.detect))
-        jpegs = video_jpegs(video, quality=80)
-        jpegs = (jpegs * (frames // len(jpegs) + 2))[: frames + 2 * int(args.fps)]
+        jpegs = camera_jpegs(Path(tmp), args.seconds, args.fps, analyzer)
         sustained = 0
         for n in range(1, args.max_cameras + 1):
             with ExitStack() as stack, EventStore(Path(tmp) / f"n{n}.db") as store:
