@@ -107,9 +107,10 @@ def bench_photos(photos: int, side: int, workers: list[int], address: str) -> di
 
 
 def camera_run(label: str, results: list, wall: float) -> dict:  # noqa: ANN001 - IngestResult list
-    """One camera run's figures: per camera, frames analysed and dropped."""
+    """One camera run's figures: per camera, frames analysed and dropped; observations (faces) stored."""
     analysed, dropped = [r.frames for r in results], [r.frames_dropped for r in results]
     return {"run": label, "cameras": len(results), "frames_analysed": analysed, "frames_dropped": dropped,
+            "observations": sum(r.faces for r in results),
             "dropped_share": round(sum(dropped) / max(sum(analysed) + sum(dropped), 1), 4), "wall_s": round(wall, 1)}
 
 
