@@ -15,6 +15,9 @@ from moodlens.spec import FACE_MARGIN
 
 #: Groups (the whole event, a time bin, a source) with fewer people are never broken out in reports.
 MIN_GROUP_SIZE: int = 5
+#: Differential-privacy budget of each released expression mix of a group (``moodlens.events.privacy``):
+#: one person's scores change the odds of any released numbers by at most a factor e**PRIVACY_EPSILON.
+PRIVACY_EPSILON: float = 1.0
 
 
 @dataclass(frozen=True)

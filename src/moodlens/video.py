@@ -23,6 +23,7 @@ from moodlens.recognition.faces import Faces
 from moodlens.recognition.preprocess import to_gray
 from moodlens.recognition.track import FaceTracker
 from moodlens.spec import EMOTIONS, NUM_CLASSES
+from moodlens.textsafe import csv_rows
 
 #: Consecutive failed reads after which a camera counts as gone.
 CAMERA_READ_FAILURES: int = 30
@@ -299,10 +300,10 @@ class CsvWriter:
         self._writer.writeheader()
 
     def write(self, result: FrameResult) -> None:
-        self._writer.writerows(result.to_records())
+        self._writer.writerows(csv_rows(result.to_records()))
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
-        self._writer.writerows(rows)
+        self._writer.writerows(csv_rows(rows))
 
     def close(self) -> None:
         self._fh.close()

@@ -18,7 +18,9 @@ from moodlens.cli.errors import user_errors
 from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, analysis_settings
 from moodlens.events.report import REPORT_FORMATS
 from moodlens.events.store import EventExists, EventNotFound, EventStore
-from moodlens.settings import DEFAULTS, MIN_GROUP_SIZE
+from moodlens.events.store_errors import StoreError
+from moodlens.settings import DEFAULTS, MIN_GROUP_SIZE, PRIVACY_EPSILON
+from moodlens.textsafe import terminal_text
 
 event_app = typer.Typer(help="Private, aggregate feedback for events: ingest streams and photos, write reports.",
                         no_args_is_help=True)
@@ -30,7 +32,7 @@ DbOpt = Annotated[str | None, typer.Option(
 NameArg = Annotated[str, typer.Argument(help="Event name.")]
 
 
-_user_errors = user_errors(EventNotFound, EventExists, FileNotFoundError, NotADirectoryError, ValueError)
+_user_errors = user_errors(EventNotFound, EventExists, FileNotFoundError, NotADirectoryError, ValueError, StoreError)
 
 
 def _time(value: str | None, option: str) -> datetime | None:
@@ -106,7 +108,7 @@ def ingest_cmd(
             result = ingest.ingest_camera(store, name, camera, track_gap_s=track_gap_s, **common)
         else:
             result = ingest.ingest_photos(store, name, photos, **common)
-    typer.echo(result.summary())
+    typer.echo(terminal_text(result.summary()))
 
 
 @event_app.command("report")
@@ -120,6 +122,8 @@ def report_cmd(
                               ] = MIN_GROUP_SIZE,
     bin_minutes: Annotated[int, typer.Option(help="Width of the time bins, in minutes.")] = 1,
     model: Annotated[str, typer.Option(help="Model whose card gives the accuracy printed on the report.")] = "default",
+    epsilon: Annotated[float, typer.Option(min=0.01, help="Privacy budget of each group's released shares "
+                                                          "(smaller: more noise, more privacy).")] = PRIVACY_EPSILON,
     db: DbOpt = None,
 ) -> None:
     """Write the event's aggregate report (self-contained HTML, CSV, JSON)."""
@@ -127,9 +131,10 @@ def report_cmd(
 
     formats = parse_formats(formats)
     with EventStore(db) as store:
-        report = build_report(store, name, min_group_size=min_group_size, bin_minutes=bin_minutes, model=model)
+        report = build_report(store, name, min_group_size=min_group_size, bin_minutes=bin_minutes, model=model,
+                              epsilon=epsilon)
     for path in report.write(out, formats):
-        typer.echo(f"wrote {path}")
+        typer.echo(f"wrote {terminal_text(str(path))}")
     totals = report.data["totals"]
     typer.echo(f"{totals['people']} people ({totals['stream_tracks']} tracks in video/camera, "
                f"{totals['photo_faces']} faces in photos), {totals['faces']} face observations")
@@ -154,7 +159,7 @@ def list_cmd(
     typer.echo(f"{'name':<24} {'people':>7} {'faces':>8} {'sources':>7}  last seen (UTC)")
     for e in events:
         last = e.last_seen.isoformat(sep=" ", timespec="seconds") if e.last_seen else "-"
-        typer.echo(f"{e.name:<24} {e.people:>7} {e.faces:>8} {e.sources:>7}  {last}")
+        typer.echo(f"{terminal_text(e.name):<24} {e.people:>7} {e.faces:>8} {e.sources:>7}  {last}")
 
 
 @event_app.command("delete")
@@ -185,7 +190,7 @@ def purge_cmd(
     with EventStore(db) as store:
         names = (store.expired_events(older_than_days) if dry_run else store.purge(older_than_days))
     verb = "would delete" if dry_run else "deleted"
-    typer.echo(f"{verb} {len(names)} event(s)" + (": " + ", ".join(names) if names else ""))
+    typer.echo(f"{verb} {len(names)} event(s)" + (": " + ", ".join(map(terminal_text, names)) if names else ""))
 
 
 def register(app: typer.Typer) -> None:

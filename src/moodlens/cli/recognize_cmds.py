@@ -11,6 +11,7 @@ import typer
 from moodlens.cli.errors import fail
 from moodlens.cli.options import ConfOpt, DetectorOpt, MaxSideOpt, ModelOpt, analysis_settings
 from moodlens.settings import DEFAULTS
+from moodlens.textsafe import terminal_text
 
 EveryOpt = Annotated[int, typer.Option(min=1, help="Run the detector every N frames; track in between.")]
 SmoothOpt = Annotated[float, typer.Option(min=0.01, max=1.0, help="Weight of the newest frame per track (1 = off).")]
@@ -52,14 +53,14 @@ def analyze(
     for path, faces, image in analyzer.analyze_paths_with_images(paths, progress=True):
         if isinstance(faces, Exception):
             failures += 1
-            typer.secho(f"skipped {faces}", fg="yellow", err=True)
+            typer.secho(f"skipped {terminal_text(str(faces))}", fg="yellow", err=True)
             results.append({"file": str(path), "error": str(faces)})
             continue
         results.append({"file": str(path), "faces": faces.to_list()})
         if rows:
             rows.write_rows(faces.to_records(file=str(path)))
         summary = ", ".join(f"{f.emotion} {f.confidence:.0%}" for f in faces) or "no face"
-        typer.echo(f"{path}: {len(faces)} face(s): {summary}")
+        typer.echo(f"{terminal_text(str(path))}: {len(faces)} face(s): {summary}")
         if out:
             target = out / (path.stem + ".annotated.jpg")
             cv2.imwrite(str(target), annotate(image, faces, scores=scores, blur=blur))

@@ -2,7 +2,9 @@
 
 Privacy rule: a group (the whole event, a time bin, a source) with fewer than
 ``min_group_size`` people is never broken out into expressions; only its head
-count is shown, so no individual's expression can be singled out.
+count is shown. Larger groups are shown as differentially private noisy shares
+(``moodlens.events.privacy``), so that faces someone adds and knows cannot single
+out the others' expressions.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from moodlens.events.privacy import PrivateReleases
 from moodlens.events.store import PROB_COLUMNS, EventStore, utcnow
-from moodlens.settings import MIN_GROUP_SIZE
+from moodlens.settings import MIN_GROUP_SIZE, PRIVACY_EPSILON
 from moodlens.spec import EMOTIONS, VALENCE
+from moodlens.textsafe import csv_cell
 
 REPORT_FORMATS = ("html", "csv", "json")
 #: Classes the report always warns about: few/ambiguous FER2013 examples make them unreliable.
@@ -39,6 +43,18 @@ def valence_definition() -> str:
             "person's track and then over people, so everyone weighs the same however long they were seen. "
             f"Positive: {', '.join(_GROUPS['positive'])}; neutral: {', '.join(_GROUPS['neutral'])}; "
             f"negative: {', '.join(_GROUPS['negative'])}.")
+
+
+def privacy_definition(min_group_size: int, epsilon: float | None) -> str:
+    """The privacy rule printed on every report."""
+    text = (f"Groups (the event, a time bin, a source) with fewer than {min_group_size} people are not broken out "
+            "into expressions; only their head count is shown.")
+    if epsilon is None:
+        return text + " Shares are exact (no privacy noise): this report is for the operator only."
+    return text + (f" Larger groups' shares carry random noise (differential privacy, epsilon = {epsilon:g} per "
+                   "group): one person's expressions cannot be recovered from them, even by someone who added "
+                   "faces of their own. The noise is larger for smaller groups; it stays the same while a "
+                   "group's data does not change.")
 
 
 TRACK_DEFINITION = (
@@ -95,18 +111,14 @@ class EventReport:
     def _write_csv(self, out: Path) -> list[Path]:
         paths = [out / "summary.csv", out / "timeline.csv", out / "sources.csv"]
         d = self.data
+        rows = [["key", "value"], ["event", d["event"]["name"]], *([k, v] for k, v in d["totals"].items()),
+                ["valence_index", d["overall"]["valence_index"]],
+                *([f"share_{e}", (d["overall"]["shares"] or {}).get(e)] for e in EMOTIONS),
+                ["min_group_size", d["min_group_size"]]]
         with paths[0].open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["key", "value"])
-            w.writerow(["event", d["event"]["name"]])
-            for k, v in d["totals"].items():
-                w.writerow([k, v])
-            w.writerow(["valence_index", d["overall"]["valence_index"]])
-            for e in EMOTIONS:
-                w.writerow([f"share_{e}", (d["overall"]["shares"] or {}).get(e)])
-            w.writerow(["min_group_size", d["min_group_size"]])
-        self.timeline.to_csv(paths[1], index=False)
-        self.sources.to_csv(paths[2], index=False)
+            csv.writer(f).writerows([csv_cell(v) for v in row] for row in rows)
+        self.timeline.map(csv_cell).to_csv(paths[1], index=False)
+        self.sources.map(csv_cell).to_csv(paths[2], index=False)
         return paths
 
 
@@ -119,18 +131,21 @@ def parse_formats(formats: str | list[str] | tuple[str, ...]) -> list[str]:
     return items
 
 
-def _group_stats(person_probs: np.ndarray, min_group_size: int) -> dict[str, Any]:
-    """Expression shares and valence of a group of people (rows: each person's mean probabilities)."""
+def _group_stats(releases: PrivateReleases, key: str, person_probs: np.ndarray) -> dict[str, Any]:
+    """Released expression shares and valence of a group of people (rows: each person's mean probabilities).
+
+    Everything shown is computed from the private release; ``dominant`` (how many people had each
+    expression as their main one) is not private and therefore never shown.
+    """
     n = len(person_probs)
-    if n < min_group_size:
+    released = releases.release(key, person_probs)
+    if released is None:
         return {"people": n, "suppressed": True, "shares": None, "dominant": None, "valence_index": None,
                 "positive": None, "neutral": None, "negative": None}
-    mean = person_probs.mean(0)
-    dominant = np.bincount(person_probs.argmax(1), minlength=len(EMOTIONS))
+    mean = released.shares
     groups = {g: float(sum(mean[EMOTIONS.index(e)] for e in es)) for g, es in _GROUPS.items()}
     shares = {e: round(float(p), 4) for e, p in zip(EMOTIONS, mean, strict=True)}
-    return {"people": n, "suppressed": False, "shares": shares,
-            "dominant": {e: int(c) for e, c in zip(EMOTIONS, dominant, strict=True)},
+    return {"people": n, "suppressed": False, "shares": shares, "dominant": None,
             "valence_index": round(100.0 * float(mean @ _VALENCE), 1),
             **{g: round(v, 4) for g, v in groups.items()}}
 
@@ -180,12 +195,18 @@ def load_model_card(model: str | Path | None = "default") -> dict[str, Any]:
 
 
 def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_GROUP_SIZE, bin_minutes: int = 1,
-                 model: str | Path | None = "default", model_card: dict[str, Any] | None = None) -> EventReport:
-    """Aggregate an event: totals, expression mix, timeline, sources, peaks, model caveats."""
+                 model: str | Path | None = "default", model_card: dict[str, Any] | None = None,
+                 epsilon: float | None = PRIVACY_EPSILON) -> EventReport:
+    """Aggregate an event: totals, expression mix, timeline, sources, peaks, model caveats.
+
+    ``epsilon``: privacy budget of each released group (see ``moodlens.events.privacy``); ``None`` gives
+    exact numbers, for the operator's own analyses only.
+    """
     if min_group_size < 1:
         raise ValueError("min_group_size must be at least 1")
     if bin_minutes < 1:
         raise ValueError("bin_minutes must be at least 1")
+    releases = PrivateReleases(store, event_name, epsilon, min_group_size)
     ev = store.get_event(event_name)
     sources = store.sources(event_name)
     df = store.observations(event_name)
@@ -212,14 +233,14 @@ def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_G
         "last_seen": _iso(df["ts"].max()) if len(df) else None,
         "observations_outside_window": outside,
     }
-    overall = _group_stats(person_probs, min_group_size)
+    overall = _group_stats(releases, "overall", person_probs)
 
-    timeline = _timeline(df, bin_minutes, min_group_size)
+    timeline = _timeline(df, bin_minutes, min_group_size, releases)
     source_rows = []
     for src in sources:
         part = df[df["source_id"] == src.id]
         probs = part.groupby("track")[list(PROB_COLUMNS)].mean().to_numpy(np.float64)
-        stats = _group_stats(probs, min_group_size)
+        stats = _group_stats(releases, f"source:{src.id}", probs)
         source_rows.append({"source": src.label, "kind": src.kind, "faces": int(len(part)), **_flat(stats),
                             "tracking": src.tracking, "complete": bool(src.finished)})
     source_df = pd.DataFrame(source_rows, columns=["source", "kind", "people", "faces", "suppressed",
@@ -238,8 +259,7 @@ def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_G
         "sources": _records(source_df),
         "peaks": _peaks(timeline),
         "definitions": {"people": TRACK_DEFINITION, "valence_index": valence_definition(),
-                        "privacy": f"Groups (the event, a time bin, a source) with fewer than {min_group_size} "
-                                   "people are not broken out into expressions; only their head count is shown."},
+                        "privacy": privacy_definition(min_group_size, epsilon)},
         "model": model_summary(model_card if model_card is not None else load_model_card(model)),
     }
     return EventReport(data, timeline, source_df)
@@ -272,7 +292,7 @@ def suppress_complement(parts: pd.DataFrame, min_group_size: int) -> pd.DataFram
     return parts
 
 
-def _timeline(df: pd.DataFrame, bin_minutes: int, min_group_size: int) -> pd.DataFrame:
+def _timeline(df: pd.DataFrame, bin_minutes: int, min_group_size: int, releases: PrivateReleases) -> pd.DataFrame:
     columns = ["start", "people", "faces", "suppressed", "valence_index", *_share_cols()]
     if not len(df):
         return pd.DataFrame(columns=columns)
@@ -284,7 +304,8 @@ def _timeline(df: pd.DataFrame, bin_minutes: int, min_group_size: int) -> pd.Dat
     full_range = pd.date_range(binned["bin"].min(), binned["bin"].max(), freq=f"{bin_minutes}min")
     for start in full_range:
         probs = per_person.loc[start].to_numpy(np.float64) if start in faces.index else np.zeros((0, len(EMOTIONS)))
-        rows.append({"start": start, "faces": int(faces.get(start, 0)), **_flat(_group_stats(probs, min_group_size))})
+        stats = _group_stats(releases, f"bin:{start.isoformat()}/{bin_minutes}min", probs)
+        rows.append({"start": start, "faces": int(faces.get(start, 0)), **_flat(stats)})
     return suppress_complement(pd.DataFrame(rows, columns=columns), min_group_size)
 
 

@@ -148,9 +148,9 @@ observations outside the event window are left out.</p>{% endif %}
 <p class="note">Fewer than {{ d.min_group_size }} people so far: expressions are not shown.</p>
 {% else %}
 <img alt="Average share of each expression" src="{{ charts.distribution }}">
-<table><tr><th>expression</th><th>average share</th><th>people with it as main expression</th></tr>
+<table><tr><th>expression</th><th>average share</th></tr>
 {% for e in emotions %}<tr><td>{{ e }}{% if e in d.model.unreliable_classes %} *{% endif %}</td>
-<td>{{ "%.1f"|format(100 * d.overall.shares[e]) }}%</td><td>{{ d.overall.dominant[e] }}</td></tr>{% endfor %}
+<td>{{ "%.1f"|format(100 * d.overall.shares[e]) }}%</td></tr>{% endfor %}
 </table>
 <p>Positive {{ "%.0f"|format(100 * d.overall.positive) }}% · neutral {{ "%.0f"|format(100 * d.overall.neutral) }}%
 · negative {{ "%.0f"|format(100 * d.overall.negative) }}%

@@ -6,14 +6,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from moodlens.recognition.classifier import EmotionClassifier
 from moodlens.recognition.detect import create_detector
 from moodlens.recognition.faces import Faces
-from moodlens.recognition.imageio import MAX_PIXELS, ColorOrder, ImageError, iter_image_paths, load_image
+from moodlens.recognition.imageio import (
+    MAX_PIXELS,
+    ColorOrder,
+    ImageError,
+    downscale,
+    iter_image_paths,
+    load_image,
+)
 from moodlens.recognition.preprocess import crop_face, to_gray
 from moodlens.settings import DEFAULTS, AnalysisSettings
 
@@ -46,12 +52,14 @@ class Analyzer:
         """Any accepted input -> BGR uint8 (raises :class:`moodlens.recognition.imageio.ImageError`)."""
         return load_image(image, max_pixels=self.max_pixels, color=color or self.color)
 
-    def detect(self, bgr: np.ndarray) -> Faces:
-        """Face boxes (original pixels) and detector scores; probabilities left as NaN."""
+    def detect(self, bgr: np.ndarray, name: str = "<image>") -> Faces:
+        """Face boxes (original pixels) and detector scores; probabilities left as NaN.
+
+        Raises :class:`~moodlens.recognition.imageio.ImageError` (naming ``name``) for an image that cannot
+        be scaled to the detector's size.
+        """
         h, w = bgr.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        small = bgr if scale == 1.0 else cv2.resize(bgr, (round(w * scale), round(h * scale)),
-                                                    interpolation=cv2.INTER_AREA)
+        small, scale = downscale(bgr, self.max_side, name)
         found = self.detector.detect(small)
         keep = found.detector_scores >= self.min_confidence
         boxes = found.boxes[keep].astype(np.float64)
@@ -76,10 +84,13 @@ class Analyzer:
         probs = self.classifier.predict(crops)
         return Faces(faces.boxes, faces.detector_scores, probs, faces.track_ids)
 
-    def analyze(self, image: ImageInput, color: ColorOrder | None = None) -> Faces:
-        """Every face of ``image`` (path, bytes or array) with box, detector score and 7 class scores."""
+    def analyze(self, image: ImageInput, color: ColorOrder | None = None, name: str | None = None) -> Faces:
+        """Every face of ``image`` (path, bytes or array) with box, detector score and 7 class scores.
+
+        ``name``: how errors call the input (default: its path, else its kind).
+        """
         bgr = self.load(image, color)
-        return self.classify(bgr, self.detect(bgr))
+        return self.classify(bgr, self.detect(bgr, name or _input_name(image)))
 
     __call__ = analyze
 
@@ -97,6 +108,11 @@ class Analyzer:
         for path in tqdm(files, desc="analysing", unit="image", disable=not progress):
             try:
                 bgr = self.load(path)
-                yield path, self.classify(bgr, self.detect(bgr)), bgr
+                yield path, self.classify(bgr, self.detect(bgr, str(path))), bgr
             except ImageError as exc:
                 yield path, exc, None
+
+
+def _input_name(image: ImageInput) -> str:
+    """How errors name an input: its path, else its kind."""
+    return str(image) if isinstance(image, (str, Path)) else "<array>" if isinstance(image, np.ndarray) else "<bytes>"

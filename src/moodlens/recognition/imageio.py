@@ -132,10 +132,38 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXEL
     if size is None:
         raise ImageError(f"{name}: corrupt {fmt.upper()} header")
     # IMREAD_COLOR turns gray/alpha/16-bit into 8-bit BGR and applies EXIF rotation (phone photos).
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV refuses some headers outright instead of returning None
+        raise ImageError(f"{name}: {fmt.upper()} data could not be decoded ({_first_line(exc)})") from None
     if image is None or image.size == 0:
         raise ImageError(f"{name}: {fmt.upper()} data could not be decoded (corrupt or truncated)")
     return image
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1][:200] if lines else type(exc).__name__
+
+
+def downscale(image: np.ndarray, max_side: int, name: str = "<image>") -> tuple[np.ndarray, float]:
+    """``image`` scaled down (never up) so its long side is at most ``max_side``; returns it and the scale.
+
+    Raises :class:`ImageError` when the scaled image would have a side under one pixel (an image far
+    thinner than it is long holds no face) or when OpenCV cannot resize it.
+    """
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale == 1.0:
+        return image, scale
+    size = (round(w * scale), round(h * scale))
+    if min(size) < 1:
+        raise ImageError(f"{name}: image is {w}x{h}, too thin to hold a face (scaled to {max_side} px on its "
+                         f"long side it would be {size[0]}x{size[1]})")
+    try:
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+    except cv2.error as exc:
+        raise ImageError(f"{name}: image of {w}x{h} could not be resized ({_first_line(exc)})") from None
 
 
 def to_bgr(array: np.ndarray, color: ColorOrder = "bgr", name: str = "<array>",
@@ -165,6 +193,13 @@ def to_bgr(array: np.ndarray, color: ColorOrder = "bgr", name: str = "<array>",
         raise ImageError(f"{name}: unsupported array dtype {a.dtype}")
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
+    try:
+        return _to_three_channels(a, color)
+    except cv2.error as exc:
+        raise ImageError(f"{name}: array of shape {a.shape} could not be converted ({_first_line(exc)})") from None
+
+
+def _to_three_channels(a: np.ndarray, color: ColorOrder) -> np.ndarray:
     if a.ndim == 2:
         return cv2.cvtColor(a, cv2.COLOR_GRAY2BGR)
     if a.shape[2] == 4:

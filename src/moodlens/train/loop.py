@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from moodlens.dataset.readers import FaceDataset
 from moodlens.spec import NUM_CLASSES
+from moodlens.textsafe import csv_row, csv_rows
 from moodlens.train.augment import augment, center_crop
 from moodlens.train.config import BALANCING, AugmentConfig, TrainConfig
 from moodlens.train.model import EmotionNet
@@ -386,7 +387,7 @@ def _truncate_log(path: Path, epochs_done: int) -> None:
         with path.open("w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
-            w.writerows(r for r in rows if int(r["epoch"]) <= epochs_done)
+            w.writerows(csv_rows(r for r in rows if int(r["epoch"]) <= epochs_done))
 
 
 def _log(out: Path, row: dict, plot: bool = True) -> None:
@@ -396,7 +397,7 @@ def _log(out: Path, row: dict, plot: bool = True) -> None:
         w = csv.DictWriter(fh, fieldnames=list(row))
         if new:
             w.writeheader()
-        w.writerow(row)
+        w.writerow(csv_row(row))
     if plot:
         plot_curves(path, out / "curves.png")
 

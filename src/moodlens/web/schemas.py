@@ -90,7 +90,8 @@ class ModelInfo(BaseModel):
     classes: list[str]
     detector: str
     metrics: ModelMetrics
-    card: dict[str, Any] = Field(description="the full model card (training recipe, input format)")
+    card: dict[str, Any] = Field(description="the model card's public part: input format, precision, size and "
+                                             "measured metrics (never file paths or training checkpoints)")
 
 
 class Limits(BaseModel):

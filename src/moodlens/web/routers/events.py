@@ -13,10 +13,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from moodlens.events.ingest import ingest_images
+from moodlens.events.names import MAX_NAME_LENGTH, InvalidName, check_event_name, check_label
 from moodlens.events.report import build_report
 from moodlens.events.store import EventExists, EventNotFound, EventStore
 from moodlens.settings import MIN_GROUP_SIZE
@@ -60,9 +61,14 @@ class EventInfo(BaseModel):
 
 
 class EventCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, description="no '/', no control characters")
     description: str = ""
     retention_days: int | None = Field(default=None, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        return check_event_name(name)
 
 
 class PhotoUploadResult(BaseModel):
@@ -88,7 +94,17 @@ async def create_event(body: EventCreate, store: Store) -> dict[str, Any]:
         await run_in_threadpool(store.create_event, body.name, None, None, body.description, body.retention_days)
     except EventExists as exc:
         raise HTTPException(409, str(exc)) from None
-    return next(e.to_dict() for e in store.list_events() if e.name == body.name.strip())
+    return next(e.to_dict() for e in store.list_events() if e.name == body.name)
+
+
+@router.delete("/api/v1/events/{name}", status_code=204, summary="Delete an event with all its observations")
+async def delete_event(request: Request, name: str, store: Store) -> Response:
+    try:
+        await run_in_threadpool(store.delete_event, name)
+    except EventNotFound as exc:
+        raise _not_found(exc) from None
+    request.app.state.event_report_cache.pop(name, None)
+    return Response(status_code=204)
 
 
 def _cached(request: Request, store: EventStore, name: str, min_group_size: int) -> dict[str, Any]:
@@ -170,15 +186,19 @@ def _ingest_uploads(analyzer: Any, store: EventStore, name: str, batch: str,
                  "type": "object", "required": ["files"], "properties": {"files": {
                      "type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
 async def upload_photos(request: Request, name: str, store: Store, settings: Settings, pool: Pool,
-                        batch: Annotated[str, Query(max_length=200, description="source name the photos are "
-                                                    "grouped under in the report")] = "web uploads",
+                        batch: Annotated[str, Query(max_length=MAX_NAME_LENGTH, description="source name the photos "
+                                                    "are grouped under in the report")] = "web uploads",
                         ) -> PhotoUploadResult:
     try:
+        batch = check_label(batch, "batch name")
         await run_in_threadpool(store.get_event, name)
+    except InvalidName as exc:
+        raise HTTPException(422, str(exc)) from None
     except EventNotFound as exc:
         raise _not_found(exc) from None
+    # The body is read before a worker slot is taken, so slow uploads never hold analysis capacity.
+    files = await read_uploads(request, settings)
     with admit_or_503(pool):
-        files = await read_uploads(request, settings)
         photos, faces, errors = await pool.run(_ingest_uploads, store, name, batch, files)
     if not photos and errors:
         raise HTTPException(errors[0].status, [e.model_dump() for e in errors])

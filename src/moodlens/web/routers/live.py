@@ -4,10 +4,12 @@ The page sends each frame as one binary message (JPEG/PNG/WebP bytes) and waits 
 answer before sending the next, so a slow server lowers the frame rate instead of building a
 backlog. Each connection has its own ``FaceTracker`` so faces keep their ``track_id`` across
 frames. Frames are decoded in memory and never stored, even when the operator enabled saving.
+A connection that sends nothing for ``frame_timeout_s`` is closed, so idle sockets do not pile up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -29,7 +31,12 @@ async def live(websocket: WebSocket) -> None:
     await websocket.accept()
     try:
         while True:
-            message = await websocket.receive()
+            try:
+                async with asyncio.timeout(settings.frame_timeout_s):
+                    message = await websocket.receive()
+            except TimeoutError:
+                await websocket.close(code=1001, reason=f"no frame for {settings.frame_timeout_s:g} s")
+                break
             if message["type"] == "websocket.disconnect":
                 break
             frame = message.get("bytes")

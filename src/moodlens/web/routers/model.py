@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,6 +16,26 @@ router = APIRouter(prefix="/api/v1", tags=["model"])
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+#: Model card fields the API shows. Everything else (training configuration, teacher and checkpoint paths,
+#: the folders a model was trained in) stays on the server.
+PUBLIC_CARD_FIELDS = ("name", "version", "classes", "input", "output", "tta", "precision", "params", "metrics")
+#: Strings that look like a file-system location are dropped even inside public fields.
+_PATH_LIKE = re.compile(r"(^[A-Za-z]:\\)|/|\\|\.(pt|pth|ckpt|onnx)$")
+
+
+def _without_paths(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_paths(v) for k, v in value.items() if not (isinstance(v, str) and _PATH_LIKE.search(v))}
+    if isinstance(value, list):
+        return [_without_paths(v) for v in value if not (isinstance(v, str) and _PATH_LIKE.search(v))]
+    return value
+
+
+def public_card(card: dict[str, Any]) -> dict[str, Any]:
+    """The part of a model card that may leave the server: no file-system paths or checkpoint names."""
+    return _without_paths({k: card[k] for k in PUBLIC_CARD_FIELDS if k in card})
 
 
 def model_info(analyzer: Any) -> ModelInfo:
@@ -33,7 +54,7 @@ def model_info(analyzer: Any) -> ModelInfo:
         classes=list(card.get("classes") or EMOTIONS),
         detector=str(getattr(detector, "name", type(detector).__name__)),
         metrics=ModelMetrics(accuracy=_number(split.get("accuracy")), macro_f1=_number(split.get("macro_f1"))),
-        card=card,
+        card=public_card(card),
     )
 
 
