@@ -108,6 +108,8 @@ def ingest_cmd(
             result = ingest.ingest_camera(store, name, camera, track_gap_s=track_gap_s, **common)
         else:
             result = ingest.ingest_photos(store, name, photos, **common)
+    for _name, reason, _kind in result.errors:
+        typer.secho(f"skipped {terminal_text(reason)}", fg="yellow", err=True)
     typer.echo(terminal_text(result.summary()))
 
 

@@ -14,7 +14,6 @@ resumed run therefore ends with the same people and faces as an uninterrupted on
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -30,7 +29,6 @@ from tqdm import tqdm
 from moodlens.events.store import PROB_COLUMNS, EventStore, Source, to_utc_naive, utcnow
 from moodlens.recognition.faces import Faces
 from moodlens.recognition.track import FaceTracker
-from moodlens.textsafe import terminal_text
 
 if TYPE_CHECKING:  # the Analyzer loads ONNX models: imported only when one is made
     from moodlens.recognition.analyzer import Analyzer
@@ -375,9 +373,9 @@ def ingest_photos(store: EventStore, event: str, photos: str | Path, every: int 
                   progress: bool = True) -> IngestResult:
     """Analyse every ``every``-th photo of a folder; each face found counts as one person.
 
-    Unreadable files are skipped with a warning naming them. Re-running resumes after the last committed
-    photo; photos added to the folder later are picked up only if they sort after it, so add new batches
-    as new folders.
+    Unreadable files are skipped and listed in ``errors`` (the CLI prints them). Re-running resumes after the
+    last committed photo; photos added to the folder later are picked up only if they sort after it, so add
+    new batches as new folders.
     """
     _check_every(every)
     files = list_photos(photos)[::every]
@@ -442,8 +440,6 @@ def _run_photos(store: EventStore, src: Source, items: Iterable[tuple[int, Path,
                                                                max_pixels=getattr(analyzer, "max_pixels", MAX_PIXELS))
                 faces = analyzer.analyze(image, name=str(path))
             except (ImageError, OSError) as e:
-                if progress:
-                    tqdm.write(f"warning: skipped {terminal_text(str(e))}", file=sys.stderr)
                 result.skipped += 1
                 result.errors.append((str(path), str(e), getattr(e, "kind", "unreadable")))
                 faces = Faces.empty()
