@@ -1,13 +1,21 @@
-"""Differentially private expression mixes: what a report may show about a group of people.
+"""What a report may show about a group of people: differentially private expression mixes.
 
-A group (the whole event, a time bin, a source) is shown only when it has at least ``min_group_size``
-people, and then only as noisy numbers. The head count alone cannot protect a person against someone
-who adds faces of their own and knows their scores: with one real face and four copies of their own
-photo in a minute, ``5 x share - 4 x own`` would give the real person's seven probabilities exactly.
+A head count alone cannot protect a person against someone who adds faces of their own and knows their
+scores: with one camera face and four copies of their own photo in a minute, ``5 x share - 4 x own``
+would give the camera person's seven probabilities exactly. Three rules together:
 
-**Mechanism.** The group's 7 summed probabilities get Laplace noise from Google's differential-privacy
-library (``python-dp``, secure noise sampling) before dividing by the head count ``n``. One person's
-probabilities sum to 1, so replacing that person moves the sum by at most 2 in L1 distance; noise of scale
+**Who may add data.** Only the operator signs in to upload photos (``moodlens.web.auth``).
+
+**Photos do not pad groups of people from videos and cameras.** A photo's scores can be reproduced
+exactly by anyone who has the photo (the analysis is deterministic); a camera frame's cannot. So faces
+in photos count towards ``min_group_size`` only in groups without any video or camera people; a group
+with such people is shown only when they alone are ``min_group_size`` or more. The attack above then
+finds the minute hidden.
+
+**Noise (differential privacy).** A group that may be shown has Laplace noise added to its 7 summed
+probabilities, from Google's differential-privacy library (``python-dp``, secure noise sampling), before
+they are divided by the head count ``n``. One person's probabilities sum to 1, so replacing that person
+moves the sum by at most 2 in L1 distance; noise of scale
 ``2 / epsilon`` on each coordinate makes the released vector ``epsilon``-differentially private for
 every member: whatever everyone else's scores (including faces an attacker added and knows), one
 person's scores change the probability of any released numbers by at most a factor ``e**epsilon``.
@@ -21,7 +29,7 @@ members' rows and the budget) and recorded in the event store, so reloading a pa
 **What it does not cover.** Each *new* version of a group (more data arrived) is a new release with
 fresh noise; someone who can add data ``k`` times can combine ``k`` releases of a group, ``k x epsilon``
 in all (the count is kept per group: ``GroupRelease.versions``). Head counts are exact. Sign-in limits who
-may add photos (the operator); see docs/events.md for the numbers this costs and how often it fails.
+may add photos (the operator); docs/privacy.md gives what this costs in accuracy and how often it fails.
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ from moodlens.spec import EMOTIONS
 
 #: L1 distance between two people's probability vectors, at most: the sum's sensitivity to one person.
 SENSITIVITY = 2.0
+#: Source kinds whose faces' scores can be reproduced by whoever holds the photo.
+PHOTO_KINDS = ("photos", "upload")
 
 
 def _as_probabilities(person_probs: np.ndarray) -> np.ndarray:
@@ -116,14 +126,19 @@ class PrivateReleases:
         self.epsilon, self.min_group_size = epsilon, min_group_size
         self._recorded = store.group_releases(event_name) if epsilon is not None else {}
 
-    def release(self, group_key: str, person_probs: np.ndarray) -> Released | None:
-        """The group's released numbers, or None when it has fewer than ``min_group_size`` people.
+    def shown(self, people: int, from_photos: int = 0) -> bool:
+        """Whether a group of ``people``, ``from_photos`` of them faces in photos, may be shown at all."""
+        from_streams = people - from_photos
+        return people >= self.min_group_size and not 0 < from_streams < self.min_group_size
+
+    def release(self, group_key: str, person_probs: np.ndarray, from_photos: int = 0) -> Released | None:
+        """The group's released numbers, or None when it may not be shown (see :meth:`shown`).
 
         ``group_key`` names the group within the event (e.g. ``overall``, ``source:3``, ``bin:<start>``);
-        ``person_probs`` holds one row of 7 probabilities per person.
+        ``person_probs`` holds one row of 7 probabilities per person, ``from_photos`` of them from photos.
         """
         people = len(person_probs)
-        if people < self.min_group_size:
+        if not self.shown(people, from_photos):
             return None
         if self.epsilon is None:
             return Released(people, _as_probabilities(person_probs).mean(0), float("inf"), 0)

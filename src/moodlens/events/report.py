@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moodlens.events.privacy import PrivateReleases
+from moodlens.events.privacy import PHOTO_KINDS, PrivateReleases
 from moodlens.events.store import PROB_COLUMNS, EventStore, utcnow
 from moodlens.settings import MIN_GROUP_SIZE, PRIVACY_EPSILON
 from moodlens.spec import EMOTIONS, VALENCE
@@ -131,14 +131,16 @@ def parse_formats(formats: str | list[str] | tuple[str, ...]) -> list[str]:
     return items
 
 
-def _group_stats(releases: PrivateReleases, key: str, person_probs: np.ndarray) -> dict[str, Any]:
-    """Released expression shares and valence of a group of people (rows: each person's mean probabilities).
+def _group_stats(releases: PrivateReleases, key: str, person_probs: np.ndarray, from_photos: int = 0,
+                 ) -> dict[str, Any]:
+    """Released expression shares and valence of a group of people (rows: each person's mean probabilities;
+    ``from_photos`` of them are faces in photos).
 
     Everything shown is computed from the private release; ``dominant`` (how many people had each
     expression as their main one) is not private and therefore never shown.
     """
     n = len(person_probs)
-    released = releases.release(key, person_probs)
+    released = releases.release(key, person_probs, from_photos)
     if released is None:
         return {"people": n, "suppressed": True, "shares": None, "dominant": None, "valence_index": None,
                 "positive": None, "neutral": None, "negative": None}
@@ -233,14 +235,15 @@ def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_G
         "last_seen": _iso(df["ts"].max()) if len(df) else None,
         "observations_outside_window": outside,
     }
-    overall = _group_stats(releases, "overall", person_probs)
+    overall = _group_stats(releases, "overall", person_probs, totals["photo_faces"])
 
-    timeline = _timeline(df, bin_minutes, min_group_size, releases)
+    photo_sources = {src.id for src in sources if src.kind in PHOTO_KINDS}
+    timeline = _timeline(df, bin_minutes, min_group_size, releases, photo_sources)
     source_rows = []
     for src in sources:
         part = df[df["source_id"] == src.id]
         probs = part.groupby("track")[list(PROB_COLUMNS)].mean().to_numpy(np.float64)
-        stats = _group_stats(releases, f"source:{src.id}", probs)
+        stats = _group_stats(releases, f"source:{src.id}", probs, len(probs) if src.id in photo_sources else 0)
         source_rows.append({"source": src.label, "kind": src.kind, "faces": int(len(part)), **_flat(stats),
                             "tracking": src.tracking, "complete": bool(src.finished)})
     source_df = pd.DataFrame(source_rows, columns=["source", "kind", "people", "faces", "suppressed",
@@ -292,7 +295,8 @@ def suppress_complement(parts: pd.DataFrame, min_group_size: int) -> pd.DataFram
     return parts
 
 
-def _timeline(df: pd.DataFrame, bin_minutes: int, min_group_size: int, releases: PrivateReleases) -> pd.DataFrame:
+def _timeline(df: pd.DataFrame, bin_minutes: int, min_group_size: int, releases: PrivateReleases,
+              photo_sources: set[int]) -> pd.DataFrame:
     columns = ["start", "people", "faces", "suppressed", "valence_index", *_share_cols()]
     if not len(df):
         return pd.DataFrame(columns=columns)
@@ -303,8 +307,10 @@ def _timeline(df: pd.DataFrame, bin_minutes: int, min_group_size: int, releases:
     rows = []
     full_range = pd.date_range(binned["bin"].min(), binned["bin"].max(), freq=f"{bin_minutes}min")
     for start in full_range:
-        probs = per_person.loc[start].to_numpy(np.float64) if start in faces.index else np.zeros((0, len(EMOTIONS)))
-        stats = _group_stats(releases, f"bin:{start.isoformat()}/{bin_minutes}min", probs)
+        people = per_person.loc[start] if start in faces.index else per_person.iloc[:0]
+        from_photos = int(people.index.get_level_values("source_id").isin(photo_sources).sum())
+        stats = _group_stats(releases, f"bin:{start.isoformat()}/{bin_minutes}min", people.to_numpy(np.float64),
+                             from_photos)
         rows.append({"start": start, "faces": int(faces.get(start, 0)), **_flat(stats)})
     return suppress_complement(pd.DataFrame(rows, columns=columns), min_group_size)
 
