@@ -230,7 +230,7 @@ def test_security_headers_and_no_inline_script_on_every_page(app):
             csp = r.headers["content-security-policy"]
             assert "frame-ancestors 'none'" in csp and "script-src 'self';" in csp, path
             assert "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
-            assert r.headers["x-content-type-options"] == "nosniff" and r.headers["referrer-policy"] == "no-referrer"
+            assert r.headers["x-content-type-options"] == "nosniff" and r.headers["referrer-policy"] == "same-origin"
             assert r.headers["x-frame-options"] == "DENY"
         for path in pages:
             html = op.get(path).text

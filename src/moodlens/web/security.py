@@ -12,7 +12,7 @@ In order, it:
    (bearer token or session cookie): pages redirect to ``/login``, the API answers 401 or 403, a
    WebSocket is closed before it opens;
 4. adds security headers to every response: a Content-Security-Policy without inline script and with
-   ``frame-ancestors 'none'``, ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``.
+   ``frame-ancestors 'none'``, ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: same-origin``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ INLINE_STYLE_PREFIXES = ("/events/",)
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: with that, browsers send "Origin: null" on the server's own form posts (the login form).
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
