@@ -239,7 +239,8 @@ def test_sign_in_roles_formula_safe_csv_and_no_policy_violations(server, artifac
             assert "Events" in nav and "Photos" not in nav and "Live camera" not in nav
             assert page.locator("#create-event").count() == 0  # nothing to create or upload for a viewer
             page.goto(server + "/events/gala")
-            sync_api.expect(page.locator("#report section.ml-report")).to_have_attribute("data-people", "6", timeout=30_000)
+            report = page.locator("#report section.ml-report")
+            sync_api.expect(report).to_have_attribute("data-people", "6", timeout=30_000)
             assert page.locator("#event-upload").count() == 0
             page.screenshot(path=str(artifacts / "web-viewer-event.png"), full_page=True)
             status = page.evaluate("""async () => (await fetch("/api/v1/events", {method: "POST",

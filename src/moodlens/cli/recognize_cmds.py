@@ -134,7 +134,7 @@ def _report(summary, json_path: Path | None) -> None:  # noqa: ANN001 - VideoSum
     if json_path:
         json_path.write_text(json.dumps(data, indent=2))
     o = data["overall"]
-    typer.echo(f"{data['source']}: {data['frames']} frames, {o['tracks']} face track(s)")
+    typer.echo(f"{terminal_text(str(data['source']))}: {data['frames']} frames, {o['tracks']} face track(s)")
     for t in data["tracks"]:
         typer.echo(f"  track {t['track_id']}: {t['first_s']:.1f}-{t['last_s']:.1f} s, {t['frames']} frames, "
                    f"{t['emotion']} {t['scores'][t['emotion']]:.0%}")
