@@ -7,6 +7,7 @@ prints the numbers with the facts of the machine they were measured on.
 
     python benchmarks/bench_api.py                      # 1, 8 and 32 clients, 64 requests each
     python benchmarks/bench_api.py --requests 80 --concurrency 1 2 8 --workers 2
+    python benchmarks/bench_api.py --no-auth            # the same without sign-in, to see what it costs
 """
 
 from __future__ import annotations
@@ -46,11 +47,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, workers: int | None, token: str) -> subprocess.Popen:
+def start_server(port: int, workers: int | None, token: str, sign_in: bool = True) -> subprocess.Popen:
     cmd = [sys.executable, "-c", "from moodlens.cli import app; app()", "serve", "--host", "127.0.0.1",
            "--port", str(port)]
     if workers:
         cmd += ["--workers", str(workers)]
+    if not sign_in:
+        cmd.append("--no-auth")
     env = {**os.environ, "MOODLENS_TOKEN": token}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=env)
     deadline = time.monotonic() + 120
@@ -120,13 +123,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="server --workers (default: its own default)")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured requests first")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--no-auth", action="store_true", help="serve without sign-in (loopback only)")
     args = parser.parse_args()
 
     facts = machine_facts()  # load average before the run: other processes compete for the same cores
     photo = one_face_photo()
     port = free_port()
     token = secrets.token_urlsafe(24)
-    server = start_server(port, args.workers, token)
+    server = start_server(port, args.workers, token, sign_in=not args.no_auth)
     url = f"http://127.0.0.1:{port}"
     try:
         model = httpx.get(f"{url}/api/v1/model", headers={"Authorization": f"Bearer {token}"}).json()
@@ -139,7 +143,8 @@ def main() -> None:
         server.wait(10)
 
     print("moodlens API load test: POST /api/v1/analyze, one 640x480 JPEG "
-          f"({len(photo) / 1024:.0f} KB, 1 face) per request, loopback, sign-in on (bearer token)")
+          f"({len(photo) / 1024:.0f} KB, 1 face) per request, loopback, "
+          + ("sign-in off (--no-auth)" if args.no_auth else "sign-in on (bearer token)"))
     for key, value in facts.items():
         print(f"  {key}: {value}")
     print(f"  load average after the run: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import httpx
@@ -115,3 +117,16 @@ def test_silent_websockets_are_closed():
         except Exception as exc:  # noqa: BLE001 - websockets raises ConnectionClosed* subclasses
             assert "1001" in str(exc), exc
         assert FRAME_TIMEOUT_S - 0.5 < time.monotonic() - started < FRAME_TIMEOUT_S + 10
+
+
+def test_load_benchmark_signs_in_and_counts_503s(tmp_path):
+    """``benchmarks/bench_api.py`` at a small size: a real server with sign-in, every request answered or 503."""
+    out = tmp_path / "bench.json"
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_api.py"
+    proc = subprocess.run([sys.executable, str(bench), "--requests", "4", "--concurrency", "1", "3", "--warmup", "0",
+                           "--workers", "1", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "sign-in on (bearer token)" in proc.stdout and "503" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["clients"] for r in rows] == [1, 3]
+    assert all(r["failed"] == 0 and r["answered"] + r["busy_503"] == 4 and r["answered"] > 0 for r in rows)
