@@ -8,19 +8,16 @@ event with a source hidden by the privacy rules, and a comparison of three event
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import skimage.data
+from live_server import free_port, running, serve_command
 from PIL import Image
-from test_web_browser import ARTIFACTS, CHROMIUM, free_port, launch
+from test_web_browser import ARTIFACTS, CHROMIUM, launch, sign_in
+from web_access import VIEWER_TOKEN
 
 from moodlens.events.ingest import ingest_photos
 from moodlens.events.store import PROB_COLUMNS, EventStore
@@ -90,28 +87,10 @@ def events_db(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def server(events_db):
+    """``moodlens serve`` as an operator starts it (sign-in on, the tests' tokens), on the events above."""
     port = free_port()
-    env = {**os.environ, "MOODLENS_DB": events_db}
-    proc = subprocess.Popen([sys.executable, "-c", "from moodlens.cli import app; app()", "serve", "--host",
-                             "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"moodlens serve did not start:\n{proc.stdout.read()}")
-            time.sleep(0.2)
+    with running(serve_command(port, "--workers", "1"), port, env={"MOODLENS_DB": events_db}) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def images_loaded(page, selector: str) -> list[int]:
@@ -124,6 +103,7 @@ def test_event_reports_and_comparison_in_chromium(server):
         browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
+            sign_in(page, server, VIEWER_TOKEN, "/events")  # reports need no more than a viewer's sign-in
 
             page.goto(server + "/events/Lunch%20talk")
             page.wait_for_selector("#report .ml-report", timeout=60_000)

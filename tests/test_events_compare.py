@@ -51,7 +51,7 @@ def store(tmp_path):
 
 
 def test_event_time_is_normalised_to_each_events_length(store):
-    comparison = build_comparison(store, ["week-1", "week-2", "week-3"])
+    comparison = build_comparison(store, ["week-1", "week-2", "week-3"], epsilon=None)
     parts = {(r["event"], r["from_pct"]): r for r in comparison.data["timeline"]}
     # 2 % into a 1-hour event and 3 % into a 3-hour one both land in the first tenth.
     assert parts[("week-1", 0.0)]["people"] == 6 and parts[("week-2", 0.0)]["people"] == 5
@@ -63,7 +63,7 @@ def test_event_time_is_normalised_to_each_events_length(store):
 
 
 def test_same_privacy_rules_as_a_report(store):
-    d = build_comparison(store, ["week-1", "week-2", "week-3"]).data
+    d = build_comparison(store, ["week-1", "week-2", "week-3"], epsilon=None).data
     events = {e["event"]: e for e in d["events"]}
     assert events["week-3"]["hidden_by"] == "min_group_size" and events["week-3"]["share_happy"] is None
     assert all(r["state"] != "shown" for r in d["timeline"] if r["event"] == "week-3")
@@ -76,7 +76,7 @@ def test_same_privacy_rules_as_a_report(store):
 
 
 def test_writes_html_csv_json(store, tmp_path):
-    comparison = build_comparison(store, ["week-1", "week-2", "week-3"])
+    comparison = build_comparison(store, ["week-1", "week-2", "week-3"], epsilon=None)
     paths = write_comparison(comparison, tmp_path / "out")
     assert sorted(p.name for p in paths) == ["comparison.html", "comparison.json", "event_sources.csv",
                                              "event_time.csv", "events.csv"]

@@ -92,7 +92,9 @@ def test_sigkill_then_resume_matches_uninterrupted(event_db_url, tmp_path):
 @pytest.mark.parametrize("event_db_url", ["sqlite"], indirect=True)
 def test_ctrl_c_commits_and_resumes(event_db_url, tmp_path):
     """SIGINT (Ctrl-C) and SIGTERM end the ingest cleanly with everything analysed so far committed."""
-    video = make_video(tmp_path / "v.avi", CROSSINGS[:3], frames=45, fps=10.0, size=(320, 240))
+    # Long enough that the ingest is still running when the signal comes, however fast the machine: a signal
+    # that lands while a finished process is exiting kills it (-15) instead of being handled.
+    video = make_video(tmp_path / "v.avi", CROSSINGS[:3], frames=3000, fps=10.0, size=(320, 240))
     store = EventStore(event_db_url)
     store.create_event("e")
     cmd = [*moodlens_cmd(), "event", "ingest", "e", "--video", str(video), "--db", event_db_url,
@@ -101,11 +103,11 @@ def test_ctrl_c_commits_and_resumes(event_db_url, tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not store.sources("e"):
         time.sleep(0.05)
-    time.sleep(3.0)  # let it analyse some frames; with a 60 s interval nothing is committed yet
+    time.sleep(2.0)  # let it analyse some frames; with a 60 s interval nothing is committed yet
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "stopped before the end" in out or "45 frames" in out
+    assert "stopped before the end" in out
     [src] = store.sources("e")
     assert src.frames_done > 0  # the final commit on SIGTERM kept the analysed frames
     assert store.data_version("e")[0] > 0

@@ -9,6 +9,7 @@ import pytest
 import skimage.data
 from events_media import Crossing, make_video
 from fastapi.testclient import TestClient
+from web_access import ACCESS, OPERATOR
 
 from moodlens.events.store import EventStore
 from moodlens.events.stream_ingest import ingest_video
@@ -17,14 +18,14 @@ from moodlens.web.app import create_app
 
 @pytest.fixture(scope="module")
 def app():
-    return create_app(workers=1)
+    return create_app(workers=1, access=ACCESS)
 
 
 @pytest.fixture
 def client(app, tmp_path):
     app.state.event_db = f"sqlite:///{tmp_path / 'events.db'}"
     app.state.event_store = None
-    with TestClient(app) as c:
+    with TestClient(app, headers=OPERATOR) as c:
         yield c
     if app.state.event_store is not None:
         app.state.event_store.close()

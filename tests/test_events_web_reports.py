@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from web_access import ACCESS, VIEWER
 
 from moodlens.events.store import PROB_COLUMNS, EventStore
 from moodlens.web.app import create_app
@@ -23,7 +24,7 @@ T0 = datetime(2025, 6, 1, 18, 0)
 
 @pytest.fixture(scope="module")
 def app():
-    return create_app(workers=1)
+    return create_app(workers=1, access=ACCESS)
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def test_web_builds_each_report_once_and_rebuilds_only_for_new_data(app, db):
 
     async def burst(paths: list[str]) -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=VIEWER) as client:
             return await asyncio.gather(*(client.get(p) for p in paths))
 
     paths = ["/api/v1/events/big/report"] * 4 + ["/events/big/fragment"] * 4
@@ -107,7 +108,7 @@ def test_web_builds_each_report_once_and_rebuilds_only_for_new_data(app, db):
 
 def test_report_tables_as_csv(app, db):
     fill(db, "gala", people=30, hours=2, starts_at=T0)
-    with TestClient(app) as client:
+    with TestClient(app, headers=VIEWER) as client:
         r = client.get("/api/v1/events/gala/timeline.csv")
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(r.text)))
@@ -123,7 +124,7 @@ def test_report_tables_as_csv(app, db):
 def test_compare_page_json_and_csv(app, db):
     for i, name in enumerate(("week-1", "week-2", "week-3")):
         fill(db, name, people=20 + 10 * i, hours=1 + i, seed=i, starts_at=T0 + timedelta(days=7 * i))
-    with TestClient(app) as client:
+    with TestClient(app, headers=VIEWER) as client:
         listing = client.get("/events")
         assert 'action="/events/compare"' in listing.text and 'name="e" value="week-2"' in listing.text
         page = client.get("/events/compare?e=week-1&e=week-2&e=week-3")

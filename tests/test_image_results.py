@@ -14,6 +14,7 @@ import pytest
 import skimage.data
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
+from web_access import ACCESS, OPERATOR
 
 from moodlens.cli import app as cli
 from moodlens.recognition.classifier import default_model_path
@@ -50,7 +51,7 @@ def test_cli_api_and_demo_write_the_same_shape(folder, tmp_path):
 
     from moodlens.web.app import create_app
 
-    with TestClient(create_app(workers=1)) as client:
+    with TestClient(create_app(workers=1, access=ACCESS), headers=OPERATOR) as client:
         jpeg = (folder / "astronaut.jpg").read_bytes()
         from_api = client.post("/api/v1/analyze", files=[("files", ("astronaut.jpg", jpeg, "image/jpeg")),
                                                          ("files", ("notes.txt", b"hello", "text/plain"))]).json()

@@ -26,6 +26,7 @@ from events_media import Crossing, make_video
 from fastapi.testclient import TestClient
 from stream_media import MjpegServer, video_jpegs
 from typer.testing import CliRunner
+from web_access import ACCESS, OPERATOR
 
 from moodlens.cli import app
 from moodlens.events.ingest import IngestResult
@@ -80,7 +81,8 @@ def cli(*args: str) -> str:
 
 
 def live_page_spans(jpegs: list[bytes]) -> list[tuple[int, int, int]]:
-    with TestClient(create_app(workers=1)) as client, client.websocket_connect("/api/v1/live") as ws:
+    with TestClient(create_app(workers=1, access=ACCESS), headers=OPERATOR) as client, \
+            client.websocket_connect("/api/v1/live", headers={"Origin": "http://testserver"}) as ws:
         rows = []
         for i, jpeg in enumerate(jpegs):
             ws.send_bytes(jpeg)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from skimage import data
+from web_access import ACCESS, OPERATOR
 
 from moodlens.card import ModelCard, file_sha256
 from moodlens.recognition.classifier import default_model_path
@@ -67,13 +68,18 @@ BAD_FILES = {
 
 @pytest.fixture(scope="module")
 def app():
-    return create_app(**LIMITS)
+    return create_app(**LIMITS, access=ACCESS)
 
 
 @pytest.fixture(scope="module")
 def client(app):
-    with TestClient(app) as c:
+    with TestClient(app, headers=OPERATOR) as c:
         yield c
+
+
+def asgi_client(app) -> httpx.AsyncClient:
+    """An async client calling the app in process, signed in as the operator."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", headers=OPERATOR)
 
 
 def post(client: TestClient, *files: tuple[str, bytes], annotate: bool = False, mime: str = "image/jpeg"):
@@ -188,7 +194,7 @@ def test_body_over_limit_without_content_length_is_413(app):
             yield bytes(MB // 2)
 
     async def run():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        async with asgi_client(app) as c:
             return await c.post("/api/v1/analyze", content=body(),
                                 headers={"content-type": f"multipart/form-data; boundary={boundary}"})
 
@@ -223,7 +229,7 @@ def test_limits_endpoint(client):
 
 def test_save_dir_is_opt_in(tmp_path):
     saved = tmp_path / "saved"
-    with TestClient(create_app(workers=1, save_dir=saved)) as c:
+    with TestClient(create_app(workers=1, save_dir=saved, access=ACCESS), headers=OPERATOR) as c:
         r = post(c, ("astronaut.jpg", ASTRONAUT), ("bad.jpg", b""))
         assert c.get("/api/v1/limits").json()["saving"] is True
         assert "turned on saving" in c.get("/").text
@@ -243,7 +249,7 @@ def test_simultaneous_uploads_all_answered_correctly(app, client):
     order = order[:8]
 
     async def run():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        async with asgi_client(app) as c:
             return await asyncio.gather(*[
                 c.post("/api/v1/analyze", files=[("files", (name, photos[name], "image/jpeg"))]) for name in order])
 
@@ -276,7 +282,7 @@ def test_event_loop_stays_free_during_a_long_batch(app):
     batch = [("files", (f"big{i}.jpg", big, "image/jpeg")) for i in range(3)]
 
     async def run():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        async with asgi_client(app) as c:
             done: dict[str, float] = {}
 
             async def analyze():
@@ -312,7 +318,7 @@ def test_model_endpoint_reports_card_metrics(tmp_path):
     shipped = ModelCard.of_model(default_model_path()).split("PublicTest").model_dump()
     model = _model_copy(tmp_path, {"name": "fer-test", "version": "7",
                                    "metrics": {"publictest": shipped | {"accuracy": 0.712, "macro_f1": 0.68}}})
-    with TestClient(create_app(AnalysisSettings(model=model), workers=1)) as c:
+    with TestClient(create_app(AnalysisSettings(model=model), workers=1, access=ACCESS), headers=OPERATOR) as c:
         info = c.get("/api/v1/model").json()
         page = c.get("/").text
     assert (info["name"], info["version"], info["classes"]) == ("fer-test", "7", list(EMOTIONS))
@@ -325,7 +331,8 @@ def test_model_endpoint_reports_card_metrics(tmp_path):
 
 
 def test_model_endpoint_without_metrics_says_null(tmp_path):
-    with TestClient(create_app(AnalysisSettings(model=_model_copy(tmp_path, {"metrics": {}})), workers=1)) as c:
+    model = _model_copy(tmp_path, {"metrics": {}})
+    with TestClient(create_app(AnalysisSettings(model=model), workers=1, access=ACCESS), headers=OPERATOR) as c:
         info = c.get("/api/v1/model").json()
         assert c.get("/").status_code == 200
     assert info["metrics"]["accuracy"] is None and info["metrics"]["macro_f1"] is None

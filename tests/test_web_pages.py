@@ -8,6 +8,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from web_access import ACCESS, OPERATOR
 
 from moodlens.spec import EMOTIONS
 from moodlens.web import create_app
@@ -15,7 +16,7 @@ from moodlens.web import create_app
 
 @pytest.fixture(scope="module")
 def client():
-    with TestClient(create_app(workers=1)) as c:
+    with TestClient(create_app(workers=1, access=ACCESS), headers=OPERATOR) as c:
         yield c
 
 

@@ -24,6 +24,9 @@ def _with_changes(settings: Any, what: str, changes: dict[str, Any]) -> Any:
 
 #: Groups (the whole event, a time bin, a source) with fewer people are never broken out in reports.
 MIN_GROUP_SIZE: int = 5
+#: Differential-privacy budget of each released expression mix of a group (``moodlens.events.privacy``):
+#: one person's scores change the odds of any released numbers by at most a factor e**PRIVACY_EPSILON.
+PRIVACY_EPSILON: float = 1.0
 
 #: How the classifier uses mirror images (``EmotionClassifier``): ``average`` classifies each face and
 #: its mirror image and averages them (photos); ``alternate`` classifies one of the two per call, the

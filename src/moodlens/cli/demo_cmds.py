@@ -26,12 +26,10 @@ def demo(
             typer.echo(f"  box {face['box']}  {face['emotion']} {face['confidence']:.0%}")
     typer.echo(f"annotated photos and results.json written to {out}/")
     if serve:
-        import uvicorn
-
-        from moodlens.web.app import create_app
+        from moodlens.web.app import serve as run_server
 
         typer.echo(f"web app on http://{host}:{port}/  (API docs at /docs; Ctrl-C stops)")
-        uvicorn.run(create_app(), host=host, port=port)
+        run_server(host=host, port=port)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,10 +8,12 @@ from typing import Any
 
 import typer
 
+from moodlens.textsafe import terminal_text
+
 
 def fail(message: str) -> typer.Exit:
-    """Print ``error: message`` in red on stderr; raise the returned ``typer.Exit``."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    """Print ``error: message`` in red on stderr (control characters escaped); raise the returned ``typer.Exit``."""
+    typer.secho(f"error: {terminal_text(message)}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=1)
 
 

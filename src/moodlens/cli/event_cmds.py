@@ -32,8 +32,9 @@ from moodlens.cli.options import (
 from moodlens.events.compare import MAX_EVENTS, SEGMENTS
 from moodlens.events.report import REPORT_FORMATS
 from moodlens.events.store import EventExists, EventNotFound, EventStore
+from moodlens.events.store_errors import StoreError
 from moodlens.events.timebins import MAX_BINS
-from moodlens.settings import DEFAULTS, MIN_GROUP_SIZE, STREAM_DEFAULTS, VIDEO_DEFAULTS
+from moodlens.settings import DEFAULTS, MIN_GROUP_SIZE, PRIVACY_EPSILON, STREAM_DEFAULTS, VIDEO_DEFAULTS
 from moodlens.stream.frames import StreamError
 from moodlens.textsafe import terminal_text
 
@@ -51,7 +52,8 @@ DbOpt = Annotated[str | None, typer.Option(
 NameArg = Annotated[str, typer.Argument(help="Event name.")]
 
 
-_user_errors = user_errors(EventNotFound, EventExists, FileNotFoundError, NotADirectoryError, ValueError, StreamError)
+_user_errors = user_errors(EventNotFound, EventExists, FileNotFoundError, NotADirectoryError, ValueError, StreamError,
+                           StoreError)
 
 
 def _time(value: str | None, option: str) -> datetime | None:
@@ -158,6 +160,8 @@ def ingest_cmd(
                                      start=_time(start, "--start"), commit_interval_s=commit_interval_s,
                                      progress=progress, max_frames=max_frames)
     for result in results:
+        for _name, reason, _kind in result.errors:
+            typer.secho(f"skipped {terminal_text(reason)}", fg="yellow", err=True)
         typer.echo(terminal_text(result.summary()))
 
 
@@ -187,7 +191,7 @@ FallbackModelOpt = Annotated[str, typer.Option(
 
 def _print_written(paths: list[Path], summary: list[str]) -> None:
     for path in paths:
-        typer.echo(f"wrote {path}")
+        typer.echo(f"wrote {terminal_text(str(path))}")
     for line in summary:
         typer.echo(terminal_text(line))
 
@@ -203,6 +207,8 @@ def report_cmd(
         help="Width of the time bins, in minutes. Default: chosen for the event (1 min ... 1 day, at most "
              f"{MAX_BINS} bins).")] = None,
     model: FallbackModelOpt = "default",
+    epsilon: Annotated[float, typer.Option(min=0.01, help="Privacy budget of each group's released shares "
+                                                          "(smaller: more noise, more privacy).")] = PRIVACY_EPSILON,
     db: DbOpt = None,
 ) -> None:
     """Write the event's aggregate report (self-contained HTML, CSV, JSON)."""
@@ -211,7 +217,8 @@ def report_cmd(
 
     formats = parse_formats(formats)
     with EventStore(db) as store:
-        report = build_report(store, name, min_group_size=min_group_size, bin_minutes=bin_minutes, model=model)
+        report = build_report(store, name, min_group_size=min_group_size, bin_minutes=bin_minutes, model=model,
+                              epsilon=epsilon)
     _print_written(write_report(report, out, formats), report.data["summary"])
     typer.echo(report.data["definitions"]["valence_index"])
 
@@ -257,7 +264,7 @@ def list_cmd(
     typer.echo(f"{'name':<24} {'people':>7} {'faces':>8} {'sources':>7}  last seen (UTC)")
     for e in events:
         last = e.last_seen.isoformat(sep=" ", timespec="seconds") if e.last_seen else "-"
-        typer.echo(f"{e.name:<24} {e.people:>7} {e.faces:>8} {e.sources:>7}  {last}")
+        typer.echo(f"{terminal_text(e.name):<24} {e.people:>7} {e.faces:>8} {e.sources:>7}  {last}")
 
 
 @event_app.command("delete")
@@ -288,7 +295,7 @@ def purge_cmd(
     with EventStore(db) as store:
         names = (store.expired_events(older_than_days) if dry_run else store.purge(older_than_days))
     verb = "would delete" if dry_run else "deleted"
-    typer.echo(f"{verb} {len(names)} event(s)" + (": " + ", ".join(names) if names else ""))
+    typer.echo(f"{verb} {len(names)} event(s)" + (": " + ", ".join(map(terminal_text, names)) if names else ""))
 
 
 def register(app: typer.Typer) -> None:

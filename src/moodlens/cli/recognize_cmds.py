@@ -227,9 +227,10 @@ def _report(summary) -> None:  # noqa: ANN001 - StreamSummary, imported lazily
 
     data = summary.to_dict()
     o = data["overall"]
-    text = f"{terminal_text(data['source'])}: {data['frames']} frames, {o['tracks']} face track(s)"
+    text = (f"{terminal_text(str(data['source']))}: {plural(data['frames'], 'frame')}, "
+            f"{plural(o['tracks'], 'face track')}")
     if data["frames_dropped"]:
-        text += f", {data['frames_dropped']} frames dropped (analysis behind the source)"
+        text += f", {plural(data['frames_dropped'], 'frame')} dropped (analysis behind the source)"
     typer.echo(text)
     for t in data["tracks"]:
         typer.echo(f"  track {t['track_id']}: {t['first_s']:.1f}-{t['last_s']:.1f} s, {t['frames']} frames, "

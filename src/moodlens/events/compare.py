@@ -17,6 +17,7 @@ import pandas as pd
 
 from moodlens.events import model_facts as mf
 from moodlens.events.groups import EMPTY, SHOWN
+from moodlens.events.privacy import PrivateReleases
 from moodlens.events.report import (
     AggregateData,
     EventObservations,
@@ -29,7 +30,7 @@ from moodlens.events.report import (
 )
 from moodlens.events.store import EventStore, utcnow
 from moodlens.events.timebins import US, from_us, report_period
-from moodlens.settings import MIN_GROUP_SIZE
+from moodlens.settings import MIN_GROUP_SIZE, PRIVACY_EPSILON
 from moodlens.spec import EMOTIONS
 from moodlens.wording import plural
 
@@ -61,10 +62,13 @@ def check_names(names: list[str]) -> list[str]:
 
 
 def build_comparison(store: EventStore, names: list[str], min_group_size: int = MIN_GROUP_SIZE,
-                     segments: int = SEGMENTS, model: str | Path | None = "default") -> Comparison:
+                     segments: int = SEGMENTS, model: str | Path | None = "default",
+                     epsilon: float | None = PRIVACY_EPSILON) -> Comparison:
     """Compare events: one row per event, ``segments`` parts of each event's time, and each event's sources.
 
     ``model``: fallback model facts for sources stored before the model of each source was recorded.
+    ``epsilon``: privacy budget of each shown group's shares, as in each event's own report (the same
+    releases: an event's overall numbers here are those of its report).
     """
     if segments < 1:
         raise ValueError("segments must be at least 1")
@@ -73,17 +77,19 @@ def build_comparison(store: EventStore, names: list[str], min_group_size: int = 
     notes: list[str] = []
     for name in names:
         ev = store.get_event(name)
-        everything = EventObservations.load(store, name)
+        everything = EventObservations.load(store, name, PrivateReleases(store, name, epsilon, min_group_size))
         axis, inside = report_period(everything.ts_us, ev.starts_at, ev.ends_at)
         obs = everything.subset(inside)
-        overall = obs.group_table(np.zeros(len(obs.person), np.int64), 1, min_group_size, complementary=False)
+        overall = obs.group_table(np.zeros(len(obs.person), np.int64), 1, min_group_size, lambda _: "overall",
+                                  complementary=False)
         part = np.minimum((axis.fraction_of(obs.ts_us) * segments).astype(np.int64), segments - 1) if axis else \
             np.zeros(0, np.int64)
-        timeline = obs.group_table(part, segments, min_group_size)
+        timeline = obs.group_table(part, segments, min_group_size, lambda g: f"part:{g}/{segments}")
         timeline.insert(0, "to_pct", np.arange(1, segments + 1) * 100 / segments)
         timeline.insert(0, "from_pct", np.arange(segments) * 100 / segments)
         timeline.insert(0, "event", name)
-        sources = obs.group_table(obs.source, len(obs.sources), min_group_size)
+        sources = obs.group_table(obs.source, len(obs.sources), min_group_size,
+                                  lambda g, obs=obs: f"source:{obs.sources[g].id}")
         sources.insert(0, "kind", [s.kind for s in obs.sources])
         sources.insert(0, "source", [s.label for s in obs.sources])
         sources.insert(0, "event", name)
@@ -116,7 +122,7 @@ def build_comparison(store: EventStore, names: list[str], min_group_size: int = 
         "min_group_size": min_group_size,
         "generated_at": utcnow().isoformat(timespec="seconds"),
         "timezone": "UTC",
-        "privacy": {"rules": privacy_rules(min_group_size), "notes": notes},
+        "privacy": {"rules": privacy_rules(min_group_size, epsilon), "notes": notes},
         "definitions": {"valence_index": valence_definition(),
                         "event_time": f"Each event's report period (its window, else the observed span) is cut "
                                       f"into {segments} equal segments; the first is the first "

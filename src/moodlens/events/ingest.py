@@ -9,7 +9,7 @@ engine with the event store as its sink (:mod:`moodlens.events.stream_ingest`).
 
 from __future__ import annotations
 
-import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -171,9 +171,9 @@ def ingest_photos(store: EventStore, event: str, photos: str | Path, every: int 
                   progress: bool = True) -> IngestResult:
     """Analyse every ``every``-th photo of a folder; each face found counts as one person.
 
-    Unreadable files are skipped with a warning naming them. Re-running resumes after the last committed
-    photo; photos added to the folder later are picked up only if they sort after it, so add new batches
-    as new folders.
+    Unreadable files are skipped and listed in ``errors`` (the CLI prints them). Re-running resumes after the
+    last committed photo; photos added to the folder later are picked up only if they sort after it, so add
+    new batches as new folders.
     """
     _check_every(every)
     files = list_photos(photos)[::every]
@@ -190,19 +190,41 @@ def ingest_photos(store: EventStore, event: str, photos: str | Path, every: int 
 
 def ingest_images(store: EventStore, event: str, images: list[tuple[str, bytes]], batch: str = "upload",
                   analyzer: Analyzer | None = None) -> IngestResult:
-    """Analyse uploaded images (name, bytes) into ``event`` as one ``upload`` source per batch name."""
-    src = store.open_source(event, "upload", batch, label=batch,
-                            tracking="photos: every face in every photo counts as one person")
-    result = IngestResult(event, batch, "upload")
-    analyzer = analyzer or _default_analyzer()
-    store.record_model(src.id, model_facts(analyzer))
-    start = src.frames_done
-    items = ((start + i, Path(name), data) for i, (name, data) in enumerate(images))
-    return _run_photos(store, src, items, analyzer, result, None, 1.0, False)
+    """Analyse uploaded images (name, bytes) into ``event`` as one ``upload`` source per batch name.
+
+    All or nothing: the faces of every readable image are committed together at the end, so a request
+    that fails part-way stores nothing and can be retried without counting anyone twice. Unreadable
+    images are listed in ``errors`` and store nothing. Uploads to the same batch run one at a time, so
+    concurrent requests never hand out the same person numbers.
+    """
+    with _upload_lock(store, event, batch):
+        src = store.open_source(event, "upload", batch, label=batch,
+                                tracking="photos: every face in every photo counts as one person")
+        result = IngestResult(event, batch, "upload")
+        analyzer = analyzer or _default_analyzer()
+        store.record_model(src.id, model_facts(analyzer))
+        start = src.frames_done
+        items = ((start + i, Path(name), data) for i, (name, data) in enumerate(images))
+        return _run_photos(store, src, items, analyzer, result, None, float("inf"), False, atomic=True)
+
+
+_upload_locks: dict[tuple[str, str, str], threading.Lock] = {}
+_upload_locks_guard = threading.Lock()
+
+
+def _upload_lock(store: EventStore, event: str, batch: str) -> threading.Lock:
+    with _upload_locks_guard:
+        return _upload_locks.setdefault((store.url, event, batch), threading.Lock())
 
 
 def _run_photos(store: EventStore, src: Source, items: Iterable[tuple[int, Path, bytes | None]], analyzer: Any,
-                result: IngestResult, total: int | None, commit_interval_s: float, progress: bool) -> IngestResult:
+                result: IngestResult, total: int | None, commit_interval_s: float, progress: bool,
+                atomic: bool = False) -> IngestResult:
+    """Analyse photos into ``src``; unreadable ones are skipped and listed in ``result.errors``.
+
+    ``atomic``: commit only when every item was handled (uploads); otherwise what was analysed before an
+    interruption or error is committed, so the same command resumes after it (folders).
+    """
     from moodlens.recognition.imageio import MAX_PIXELS, ImageError, decode_image
 
     numbers = _TrackNumbers(store.max_track(src.id) + 1)
@@ -216,10 +238,8 @@ def _run_photos(store: EventStore, src: Source, items: Iterable[tuple[int, Path,
                 # Bytes are decoded here so that errors name the uploaded file.
                 image = path if data is None else decode_image(data, name=str(path),
                                                                max_pixels=getattr(analyzer, "max_pixels", MAX_PIXELS))
-                faces = analyzer.analyze(image)
+                faces = analyzer.analyze(image, name=str(path))
             except (ImageError, OSError) as e:
-                if progress:
-                    tqdm.write(f"warning: skipped {e}", file=sys.stderr)
                 result.skipped += 1
                 result.errors.append((str(path), str(e), getattr(e, "kind", "unreadable")))
                 faces = Faces.empty()
@@ -238,5 +258,6 @@ def _run_photos(store: EventStore, src: Source, items: Iterable[tuple[int, Path,
         bar.close()
         result.new_tracks = numbers.created
         result.finished = completed
-        writer.commit(next_item, finished=completed)
+        if completed or not atomic:
+            writer.commit(next_item, finished=completed)
     return result

@@ -9,6 +9,7 @@ by ``report_files``; this module imports neither.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ import pandas as pd
 from moodlens.events import model_facts as mf
 from moodlens.events.groups import (
     HIDDEN_COMPLEMENT,
+    HIDDEN_PHOTOS,
     HIDDEN_SMALL,
     SHARE_COLUMNS,
     SHOWN,
@@ -29,9 +31,10 @@ from moodlens.events.groups import (
     release_groups,
     rule_text,
 )
+from moodlens.events.privacy import PHOTO_KINDS, PrivateReleases
 from moodlens.events.store import EventStore, Source, utcnow
 from moodlens.events.timebins import MINUTE, TimeAxis, from_us, report_period
-from moodlens.settings import MIN_GROUP_SIZE
+from moodlens.settings import MIN_GROUP_SIZE, PRIVACY_EPSILON
 from moodlens.spec import EMOTIONS
 from moodlens.wording import plural
 
@@ -40,7 +43,6 @@ if TYPE_CHECKING:
 
 REPORT_FORMATS = ("html", "csv", "json")
 STREAM_KINDS = ("video", "camera")
-PHOTO_KINDS = ("photos", "upload")
 
 TRACK_DEFINITION = (
     "People are counted as tracks. In a video or camera stream, a track links the detections of one face from "
@@ -60,15 +62,25 @@ def valence_definition() -> str:
             f"negative: {', '.join(VALENCE_GROUPS['negative'])}.")
 
 
-def privacy_rules(min_group_size: int) -> dict[str, str]:
-    """The two rules that hide numbers, in words, keyed by the ``hidden_by`` value they leave."""
+def privacy_rules(min_group_size: int, epsilon: float | None = PRIVACY_EPSILON) -> dict[str, str]:
+    """The rules that hide numbers, keyed by the ``hidden_by`` value they leave, and the noise, in words."""
+    noise = (f"Noise: the shares (and the valence computed from them) of every shown group carry random noise "
+             f"from a differential-privacy mechanism (epsilon = {epsilon:g} per group), so one person's "
+             "expressions cannot be recovered from them, even by someone who added faces of their own. The "
+             "noise is larger for smaller groups and stays the same while a group's data does not change; "
+             "head counts are exact." if epsilon is not None else
+             "Noise: none. These shares are exact, so this report is for the operator only.")
     return {
         HIDDEN_SMALL: f"Minimum group size: a group (the event, a time bin, a source) with fewer than "
                       f"{min_group_size} people shows only its head count, never expressions or valence.",
+        HIDDEN_PHOTOS: f"Photos do not make up camera groups: a group with people from videos or cameras is "
+                       f"shown only when they alone are {min_group_size} or more, because anyone holding a photo "
+                       "can reproduce its faces' scores and subtract them.",
         HIDDEN_COMPLEMENT: f"Complementary rule: when the groups of a breakdown (the time bins, or the sources) "
                            f"hidden by the first rule hold fewer than {min_group_size} people together, the "
                            "smallest shown groups are hidden too. Otherwise the event total minus the shown "
                            "groups would give away the expressions of the few hidden people.",
+        "noise": noise,
     }
 
 
@@ -121,32 +133,54 @@ class EventObservations:
     person: np.ndarray
     ts_us: np.ndarray
     probs: np.ndarray
+    #: Where shown groups' shares come from (noisy, fixed per data version); ``None``: exact means.
+    releases: PrivateReleases | None = None
+
+    @property
+    def photo(self) -> np.ndarray:
+        """Per observation: whether it is a face in a photo."""
+        kinds = np.array([s.kind in PHOTO_KINDS for s in self.sources] or [False])
+        return kinds[self.source] if len(self.source) else np.zeros(0, bool)
 
     @classmethod
-    def load(cls, store: EventStore, event_name: str) -> EventObservations:
+    def load(cls, store: EventStore, event_name: str, releases: PrivateReleases | None = None) -> EventObservations:
         sources = store.sources(event_name)
         arrays = store.observation_arrays(event_name)
         ids = np.array([s.id for s in sources], np.int64)
         source = np.searchsorted(ids, arrays["source_id"]) if len(ids) else np.zeros(0, np.int64)
         tracks = arrays["track"] - (arrays["track"].min() if len(arrays["track"]) else 0)
         _, person = np.unique(source * (int(tracks.max(initial=0)) + 1) + tracks, return_inverse=True)
-        return cls(sources, source, person.reshape(-1), arrays["ts_us"], arrays["probs"])
+        return cls(sources, source, person.reshape(-1), arrays["ts_us"], arrays["probs"], releases)
 
     def subset(self, mask: np.ndarray) -> EventObservations:
         _, person = np.unique(self.person[mask], return_inverse=True)
         return EventObservations(self.sources, self.source[mask], person.reshape(-1), self.ts_us[mask],
-                                 self.probs[mask])
+                                 self.probs[mask], self.releases)
 
     @property
     def people(self) -> int:
         return int(self.person.max()) + 1 if len(self.person) else 0
 
-    def group_table(self, group: np.ndarray, n_groups: int, min_group_size: int, main: bool = False,
+    def group_table(self, group: np.ndarray, n_groups: int, min_group_size: int, key: Callable[[int], str],
                     complementary: bool = True) -> pd.DataFrame:
-        """The released numbers of each group (``group``: per observation, its group index)."""
-        agg = aggregate(group, self.person, self.probs, n_groups)
+        """The released numbers of each group (``group``: per observation, its group index; ``key``: a
+        group's stable name within the event, under which its private release is recorded)."""
+        agg = aggregate(group, self.person, self.probs, n_groups, self.photo)
+        private = None
+        if self.releases is not None and self.releases.epsilon is not None:
+            order = np.argsort(agg["pair_group"], kind="stable")
+            bounds = np.searchsorted(agg["pair_group"][order], np.arange(n_groups + 1))
+
+            def private(g: int) -> np.ndarray:
+                rows = agg["person_means"][order[bounds[g]:bounds[g + 1]]]
+                released = self.releases.release(key(g), rows, int(agg["photo_people"][g]))
+                if released is None:  # pragma: no cover - both apply the same rules to the same counts
+                    raise RuntimeError(f"group {key(g)} is shown by the report but refused by its release")
+                return released.shares
+
         return release_groups(agg["people"], agg["faces"], agg["means"], min_group_size,
-                              main=agg["main"] if main else None, complementary=complementary)
+                              complementary=complementary,
+                              from_photos=agg["photo_people"], private=private)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -163,10 +197,12 @@ def when(start: datetime, end: datetime | None = None) -> str:
 
 def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_GROUP_SIZE,
                  bin_minutes: int | None = None, model: str | Path | None = "default",
-                 model_card: ModelCard | None = None) -> EventReport:
+                 model_card: ModelCard | None = None, epsilon: float | None = PRIVACY_EPSILON) -> EventReport:
     """Aggregate an event: totals, expression mix, timeline, sources, peaks, privacy notes, model caveats.
 
     ``bin_minutes``: fixed bin width (default: chosen for the event, at most ``timebins.MAX_BINS`` bins).
+    ``epsilon``: privacy budget of each shown group's shares (``moodlens.events.privacy``); ``None`` gives
+    exact numbers, for the operator's own analyses only.
     ``model`` (or a ``model_card``): only for sources stored before the model of each source was
     recorded at ingest; their report then says whose facts it shows.
     """
@@ -174,14 +210,15 @@ def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_G
         raise ValueError("min_group_size must be at least 1")
     if bin_minutes is not None and bin_minutes < 1:
         raise ValueError("bin_minutes must be at least 1")
+    releases = PrivateReleases(store, event_name, epsilon, min_group_size)
     ev = store.get_event(event_name)
-    everything = EventObservations.load(store, event_name)
+    everything = EventObservations.load(store, event_name, releases)
     axis, inside = report_period(everything.ts_us, ev.starts_at, ev.ends_at,
                                  bin_minutes * MINUTE if bin_minutes else None)
     obs = everything.subset(inside)
     outside = _outside(everything, inside, axis)
 
-    overall = obs.group_table(np.zeros(len(obs.person), np.int64), 1, min_group_size, main=True,
+    overall = obs.group_table(np.zeros(len(obs.person), np.int64), 1, min_group_size, lambda _: "overall",
                               complementary=False)
     timeline = _timeline(obs, axis, min_group_size)
     outages = store.outages(event_name)
@@ -204,10 +241,6 @@ def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_G
         "observations_outside_window": int((~inside).sum()),
     }
     overall_row = records(overall)[0]
-    overall_row["dominant"] = ({e: overall_row.pop(f"main_{e}") for e in EMOTIONS}
-                               if overall_row["state"] == SHOWN else None)
-    for e in EMOTIONS:
-        overall_row.pop(f"main_{e}", None)
     overall_row["shares"] = ({e: overall_row.pop(f"share_{e}") for e in EMOTIONS}
                              if overall_row["state"] == SHOWN else None)
     for column in SHARE_COLUMNS:
@@ -228,7 +261,7 @@ def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_G
                     for row, src in zip(records(sources), obs.sources, strict=True)],
         "outside": records(outside),
         "peaks": peaks,
-        "privacy": _privacy(overall_row, timeline, sources, min_group_size),
+        "privacy": _privacy(overall_row, timeline, sources, min_group_size, epsilon),
         "definitions": {"people": TRACK_DEFINITION, "valence_index": valence_definition()},
         "models": models["models"],
         "unreliable_classes": models["unreliable"],
@@ -240,9 +273,11 @@ def build_report(store: EventStore, event_name: str, min_group_size: int = MIN_G
 
 def _timeline(obs: EventObservations, axis: TimeAxis | None, min_group_size: int) -> pd.DataFrame:
     if axis is None:
-        frame = obs.group_table(np.zeros(0, np.int64), 0, min_group_size)
+        frame = obs.group_table(np.zeros(0, np.int64), 0, min_group_size, str)
         return frame.assign(start=pd.Series(dtype=object), end=pd.Series(dtype=object))
-    frame = obs.group_table(axis.bin_of(obs.ts_us), axis.bins, min_group_size)
+    # Bins are named by their absolute start and width, so a bin keeps its release when the axis grows.
+    frame = obs.group_table(axis.bin_of(obs.ts_us), axis.bins, min_group_size,
+                            lambda g: f"bin:{axis.first_us + g * axis.step_us}/{axis.step_us}")
     starts = axis.starts()
     frame.insert(0, "end", [from_us(axis.first_us + (i + 1) * axis.step_us) for i in range(axis.bins)])
     frame.insert(0, "start", starts)
@@ -250,7 +285,7 @@ def _timeline(obs: EventObservations, axis: TimeAxis | None, min_group_size: int
 
 
 def _sources(obs: EventObservations, min_group_size: int, outages: dict[int, list[Any]]) -> pd.DataFrame:
-    frame = obs.group_table(obs.source, len(obs.sources), min_group_size)
+    frame = obs.group_table(obs.source, len(obs.sources), min_group_size, lambda g: f"source:{obs.sources[g].id}")
     frame.insert(0, "kind", [s.kind for s in obs.sources])
     frame.insert(0, "source", [s.label for s in obs.sources])
     frame["tracking"] = [s.tracking for s in obs.sources]
@@ -348,7 +383,7 @@ def breakdown_note(frame: pd.DataFrame, unit: str, min_group_size: int) -> str |
 
 
 def _privacy(overall: dict[str, Any], timeline: pd.DataFrame, sources: pd.DataFrame,
-             min_group_size: int) -> dict[str, Any]:
+             min_group_size: int, epsilon: float | None) -> dict[str, Any]:
     """Which rules hid what, with a sentence per breakdown that has hidden parts."""
     notes = []
     if overall["hidden_by"]:  # then every part is smaller still: one sentence says it all
@@ -356,7 +391,7 @@ def _privacy(overall: dict[str, Any], timeline: pd.DataFrame, sources: pd.DataFr
     else:
         notes += [note for frame, unit in ((sources, "source"), (timeline, "time bin"))
                   if (note := breakdown_note(frame, unit, min_group_size))]
-    return {"min_group_size": min_group_size, "rules": privacy_rules(min_group_size),
+    return {"min_group_size": min_group_size, "rules": privacy_rules(min_group_size, epsilon),
             "hidden": {"overall": overall["hidden_by"], "sources": hidden_counts(sources),
                        "time_bins": hidden_counts(timeline)},
             "notes": notes}

@@ -39,6 +39,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from moodlens.events.names import MAX_NAME_LENGTH, check_event_name
+from moodlens.events.store_errors import check_backend, database_errors
 from moodlens.spec import EMOTIONS
 
 #: Column names of the 7 probabilities, in :data:`moodlens.spec.EMOTIONS` order.
@@ -69,7 +71,7 @@ class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     starts_at: Mapped[datetime | None] = mapped_column(DateTime)
     ends_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -87,7 +89,7 @@ class Source(Base):
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     uri: Mapped[str] = mapped_column(String(1000))
-    label: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH))
     fps: Mapped[float | None] = mapped_column(Float)
     every: Mapped[int] = mapped_column(Integer, default=1)
     track_gap_s: Mapped[float | None] = mapped_column(Float)
@@ -149,6 +151,30 @@ class Observation(Base):
 
 
 assert tuple(c.name for c in Observation.__table__.columns if c.name.startswith("p_")) == PROB_COLUMNS
+
+
+class GroupRelease(Base):
+    """The expression mix last released for one group of an event, with the noise it got.
+
+    Kept so that the same data always gets the same noisy numbers (reloading a report cannot average the
+    noise away) and so that the number of versions released is known; see ``moodlens.events.privacy``.
+    """
+
+    __tablename__ = "group_releases"
+    __table_args__ = (UniqueConstraint("event_id", "group_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    group_key: Mapped[str] = mapped_column(String(200))
+    #: Hash of the group's data (and the budget) this release was made from.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    people: Mapped[int] = mapped_column(Integer)
+    epsilon: Mapped[float] = mapped_column(Float)
+    #: The released shares, a JSON list in EMOTIONS order.
+    shares: Mapped[str] = mapped_column(Text)
+    #: How many different versions of this group have been released so far.
+    versions: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class EventNotFound(LookupError):
@@ -246,17 +272,21 @@ class EventStore:
     """All persistent event data behind one small API (SQLite or PostgreSQL)."""
 
     def __init__(self, db: str | Path | None = None, create: bool = True) -> None:
+        """Open (and with ``create`` set up) the database; any failure is a one-line
+        :class:`~moodlens.events.store_errors.StoreError` naming the database and the reason."""
         self.url = normalize_db_url(db)
+        check_backend(self.url)
         url = make_url(self.url)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(self.url, pool_pre_ping=True)
-        if self.engine.dialect.name == "sqlite":
-            _configure_sqlite(self.engine)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        if create:
-            Base.metadata.create_all(self.engine)
-            _add_missing_columns(self.engine)
+        with database_errors(self.url):
+            if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(self.url, pool_pre_ping=True)
+            if self.engine.dialect.name == "sqlite":
+                _configure_sqlite(self.engine)
+            self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+            if create:
+                Base.metadata.create_all(self.engine)
+                _add_missing_columns(self.engine)
 
     def __repr__(self) -> str:
         return f"EventStore({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -276,16 +306,15 @@ class EventStore:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back on any error."""
-        with self._sessions.begin() as s:
+        """A transaction: committed when the block ends, rolled back on any error (database failures
+        become :class:`~moodlens.events.store_errors.StoreError`)."""
+        with database_errors(self.url), self._sessions.begin() as s:
             yield s
 
     # -- events ---------------------------------------------------------------
     def create_event(self, name: str, starts_at: datetime | None = None, ends_at: datetime | None = None,
                      description: str = "", retention_days: int | None = None) -> Event:
-        name = name.strip()
-        if not name:
-            raise ValueError("an event needs a non-empty name")
+        name = check_event_name(name)
         if starts_at and ends_at and to_utc_naive(ends_at) <= to_utc_naive(starts_at):
             raise ValueError(f"event {name!r}: end {ends_at} is not after start {starts_at}")
         if retention_days is not None and retention_days < 1:
@@ -335,6 +364,7 @@ class EventStore:
             source_ids = select(Source.id).where(Source.event_id == ev.id).scalar_subquery()
             n = s.execute(delete(Observation).where(Observation.source_id.in_(source_ids))).rowcount
             s.execute(delete(SourceOutage).where(SourceOutage.source_id.in_(source_ids)))
+            s.execute(delete(GroupRelease).where(GroupRelease.event_id == ev.id))
             s.execute(delete(Source).where(Source.event_id == ev.id))
             s.execute(delete(Event).where(Event.id == ev.id))
         return int(n or 0)
@@ -373,7 +403,7 @@ class EventStore:
             return src
         try:
             with self.session() as s:
-                src = Source(event_id=ev.id, kind=kind, uri=uri, label=label or uri, **fields)
+                src = Source(event_id=ev.id, kind=kind, uri=uri, label=(label or uri)[:MAX_NAME_LENGTH], **fields)
                 s.add(src)
         except IntegrityError:
             # Another process created it at the same moment: use theirs.
@@ -472,12 +502,47 @@ class EventStore:
                 *(getattr(Observation, c) for c in PROB_COLUMNS)]
         stmt = (select(*cols).join(Source, Source.id == Observation.source_id)
                 .where(Source.event_id == ev.id).order_by(Observation.ts, Observation.id))
-        with self.engine.connect() as conn:
+        with database_errors(self.url), self.engine.connect() as conn:
             rows = conn.execute(stmt).all()
         names = ["source_id", "kind", "source", "frame", "ts", "track", "box_w", "box_h", *PROB_COLUMNS]
         df = pd.DataFrame(rows, columns=names)
         df["ts"] = pd.to_datetime(df["ts"])
         return df
+
+    # -- private releases ---------------------------------------------------------------------------------
+    def group_releases(self, event_name: str) -> dict[str, GroupRelease]:
+        """The releases recorded for an event's groups, by group key."""
+        ev = self.get_event(event_name)
+        with self.session() as s:
+            return {r.group_key: r for r in s.scalars(select(GroupRelease).where(GroupRelease.event_id == ev.id))}
+
+    def record_release(self, event_name: str, group_key: str, fingerprint: str, people: int, epsilon: float,
+                       shares: str) -> GroupRelease:
+        """Record a new release of a group unless another process recorded one for the same data
+        (``fingerprint``) first; returns the release that stands (theirs or this one)."""
+        ev = self.get_event(event_name)
+        mine = {"fingerprint": fingerprint, "people": people, "epsilon": epsilon, "shares": shares,
+                "updated_at": utcnow()}
+        where = (GroupRelease.event_id == ev.id, GroupRelease.group_key == group_key)
+        for _ in range(5):
+            with self.session() as s:
+                current = s.scalar(select(GroupRelease).where(*where))
+            if current is not None and current.fingerprint == fingerprint:
+                return current
+            try:
+                with self.session() as s:
+                    if current is None:
+                        s.add(GroupRelease(event_id=ev.id, group_key=group_key, versions=1, **mine))
+                        continue
+                    changed = s.execute(update(GroupRelease).where(
+                        *where, GroupRelease.fingerprint == current.fingerprint).values(
+                        versions=GroupRelease.versions + 1, **mine)).rowcount
+                if changed:
+                    continue
+            except IntegrityError:
+                pass  # another process added the group's first release at the same moment: read theirs
+        with self.session() as s:
+            return s.scalars(select(GroupRelease).where(*where)).one()
 
     def data_version(self, event_name: str) -> tuple[int, int]:
         """(observation count, highest observation id) of an event: changes whenever data is added."""

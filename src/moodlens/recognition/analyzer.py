@@ -6,14 +6,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from moodlens.recognition.classifier import EmotionClassifier
 from moodlens.recognition.detect import create_detector
 from moodlens.recognition.faces import Faces
-from moodlens.recognition.imageio import MAX_PIXELS, ColorOrder, ImageError, iter_image_paths, load_image
+from moodlens.recognition.imageio import (
+    MAX_PIXELS,
+    ColorOrder,
+    ImageError,
+    iter_image_paths,
+    load_image,
+    rescale,
+)
 from moodlens.recognition.preprocess import crop_face, to_gray
 from moodlens.recognition.pyramid import detection_scales, merge_passes
 from moodlens.settings import DEFAULTS, AnalysisSettings
@@ -55,20 +61,20 @@ class Analyzer:
         """The scales :meth:`detect` runs the detector at for an image of this size, finest first."""
         return detection_scales(width, height, self.min_face, self.max_side, self.face_range)
 
-    def detect(self, bgr: np.ndarray) -> Faces:
+    def detect(self, bgr: np.ndarray, name: str = "<image>") -> Faces:
         """Face boxes (original pixels) and detector scores, probabilities left as NaN: every face from
-        ``min_face`` wide up to one filling the image, in one pass or a few (:meth:`detection_scales`)."""
+        ``min_face`` wide up to one filling the image, in one pass or a few (:meth:`detection_scales`).
+
+        Raises :class:`~moodlens.recognition.imageio.ImageError` (naming ``name``) for an image that cannot
+        be scaled to the detector's size.
+        """
         h, w = bgr.shape[:2]
-        passes = [(scale, self._detect_at(bgr, scale)) for scale in self.detection_scales(w, h)]
+        passes = [(scale, self._detect_at(bgr, scale, name)) for scale in self.detection_scales(w, h)]
         return merge_passes(passes, self.face_range) if len(passes) > 1 else passes[0][1]
 
-    def _detect_at(self, bgr: np.ndarray, scale: float) -> Faces:
+    def _detect_at(self, bgr: np.ndarray, scale: float, name: str) -> Faces:
         h, w = bgr.shape[:2]
-        if scale == 1.0:
-            small = bgr
-        else:
-            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-            small = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interpolation)
+        small = bgr if scale == 1.0 else rescale(bgr, scale, name)
         found = self.detector.detect(small)
         keep = found.detector_scores >= self.min_confidence
         boxes = found.boxes[keep].astype(np.float64)
@@ -113,10 +119,13 @@ class Analyzer:
             k += n
         return out
 
-    def analyze(self, image: ImageInput, color: ColorOrder | None = None) -> Faces:
-        """Every face of ``image`` (path, bytes or array) with box, detector score and 7 class scores."""
+    def analyze(self, image: ImageInput, color: ColorOrder | None = None, name: str | None = None) -> Faces:
+        """Every face of ``image`` (path, bytes or array) with box, detector score and 7 class scores.
+
+        ``name``: how errors call the input (default: its path, else its kind).
+        """
         bgr = self.load(image, color)
-        return self.classify(bgr, self.detect(bgr))
+        return self.classify(bgr, self.detect(bgr, name or _input_name(image)))
 
     __call__ = analyze
 
@@ -134,6 +143,11 @@ class Analyzer:
         for path in tqdm(files, desc="analysing", unit="image", disable=not progress):
             try:
                 bgr = self.load(path)
-                yield path, self.classify(bgr, self.detect(bgr)), bgr
+                yield path, self.classify(bgr, self.detect(bgr, str(path))), bgr
             except ImageError as exc:
                 yield path, exc, None
+
+
+def _input_name(image: ImageInput) -> str:
+    """How errors name an input: its path, else its kind."""
+    return str(image) if isinstance(image, (str, Path)) else "<array>" if isinstance(image, np.ndarray) else "<bytes>"

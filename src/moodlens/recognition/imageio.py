@@ -132,7 +132,10 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXEL
     if size is None:
         raise ImageError(f"{name}: corrupt {fmt.upper()} header")
     # IMREAD_COLOR turns gray/alpha/16-bit into 8-bit BGR and applies EXIF rotation (phone photos).
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV refuses some headers outright instead of returning None
+        raise ImageError(f"{name}: {fmt.upper()} data could not be decoded ({_first_line(exc)})") from None
     if image is None or image.size == 0:
         raise ImageError(f"{name}: {fmt.upper()} data could not be decoded (corrupt or truncated)")
     return image
@@ -156,6 +159,29 @@ def _to_uint8(a: np.ndarray, name: str) -> np.ndarray:
     raise ImageError(f"{name}: unsupported array dtype {a.dtype}")
 
 
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1][:200] if lines else type(exc).__name__
+
+
+def rescale(image: np.ndarray, scale: float, name: str = "<image>") -> np.ndarray:
+    """``image`` resized by ``scale`` (area averaging when shrinking).
+
+    Raises :class:`ImageError` when the result would have a side under one pixel (an image far thinner than
+    it is long holds no face) or when OpenCV cannot resize it.
+    """
+    h, w = image.shape[:2]
+    size = (round(w * scale), round(h * scale))
+    if min(size) < 1:
+        raise ImageError(f"{name}: image is {w}x{h}, too thin to hold a face (scaled by {scale:.3g} it would be "
+                         f"{size[0]}x{size[1]})")
+    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    try:
+        return cv2.resize(image, size, interpolation=interpolation)
+    except cv2.error as exc:
+        raise ImageError(f"{name}: image of {w}x{h} could not be resized ({_first_line(exc)})") from None
+
+
 def to_bgr(array: np.ndarray, color: ColorOrder = "bgr", name: str = "<array>",
            max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Any image array (gray, gray+1, BGR/RGB, BGRA/RGBA; uint8, uint16, float in [0, 1], bool) -> BGR uint8."""
@@ -169,6 +195,13 @@ def to_bgr(array: np.ndarray, color: ColorOrder = "bgr", name: str = "<array>",
     a = _to_uint8(a, name)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
+    try:
+        return _to_three_channels(a, color)
+    except cv2.error as exc:
+        raise ImageError(f"{name}: array of shape {a.shape} could not be converted ({_first_line(exc)})") from None
+
+
+def _to_three_channels(a: np.ndarray, color: ColorOrder) -> np.ndarray:
     if a.ndim == 2:
         return cv2.cvtColor(a, cv2.COLOR_GRAY2BGR)
     if a.shape[2] == 4:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from moodlens.dataset.readers import FaceDataset
 from moodlens.machine import cpu_model
 from moodlens.spec import NUM_CLASSES
+from moodlens.textsafe import csv_row, csv_rows
 from moodlens.train.augment import augment, center_crop
 from moodlens.train.checkpoints import build_model, checkpoint_weights, load_checkpoint, save_atomically
 from moodlens.train.config import BALANCING, AugmentConfig, TrainConfig
@@ -403,7 +404,7 @@ def prepare_log(path: Path, epochs_done: int | None) -> None:
         with path.open("w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
-            w.writerows(r for r in rows if int(r["epoch"]) <= epochs_done)
+            w.writerows(csv_rows(r for r in rows if int(r["epoch"]) <= epochs_done))
 
 
 class EpochLog:
@@ -420,7 +421,7 @@ class EpochLog:
             w = csv.DictWriter(fh, fieldnames=list(row))
             if new:
                 w.writeheader()
-            w.writerow(row)
+            w.writerow(csv_row(row))
         if time.time() - self.last_plot > PLOT_EVERY_S or final_epoch:
             plot_curves(path, self.out / "curves.png")
             self.last_plot = time.time()

@@ -1,8 +1,9 @@
 """Shared concerns of the web layer: settings and limits, the bounded inference pool,
-in-memory upload parsing, and the FastAPI dependencies that hand them to routes."""
+in-memory upload parsing with read timeouts, and the FastAPI dependencies that hand them to routes."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 T = TypeVar("T")
 
@@ -30,12 +32,22 @@ class WebSettings:
     workers: int = 1
     max_queue: int = 16
     save_dir: Path | None = None
+    #: Upload bodies received at once; beyond that 503. Bounds memory: at most this many x max_upload_mb.
+    max_uploads: int = 32
+    #: Seconds an upload body may go without sending a byte before it is refused (408).
+    read_timeout_s: float = 10.0
+    #: Seconds a whole upload body may take (1.3 Mbit/s for 20 MB in the default 120 s).
+    body_timeout_s: float = 120.0
+    #: Seconds a live WebSocket may stay silent before the server closes it.
+    frame_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.max_upload_mb <= 0 or self.max_pixels <= 0 or self.max_files <= 0:
             raise ValueError("max_upload_mb, max_pixels and max_files must be positive")
-        if self.workers < 1 or self.max_queue < 0:
-            raise ValueError("workers must be >= 1 and max_queue >= 0")
+        if self.workers < 1 or self.max_queue < 0 or self.max_uploads < 1:
+            raise ValueError("workers and max_uploads must be >= 1 and max_queue >= 0")
+        if min(self.read_timeout_s, self.body_timeout_s, self.frame_timeout_s) <= 0:
+            raise ValueError("read_timeout_s, body_timeout_s and frame_timeout_s must be positive")
 
     @property
     def max_upload_bytes(self) -> int:
@@ -127,9 +139,47 @@ class _InMemoryMultiPartParser(MultiPartParser):
         self.spool_max_size = spool_max_size
 
 
-async def _bounded(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+class UploadGate:
+    """Counts upload bodies being received and refuses more than ``limit`` at once (bounds memory)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.receiving = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> UploadGate:
+        with self._lock:
+            if self.receiving >= self.limit:
+                raise HTTPException(503, f"server busy: {self.receiving} uploads are being received; retry shortly",
+                                    headers={"Retry-After": "1"})
+            self.receiving += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.receiving -= 1
+
+
+async def _bounded(stream: AsyncIterator[bytes], limit: int, read_timeout_s: float,
+                   body_timeout_s: float) -> AsyncIterator[bytes]:
+    """The body's chunks, refused with 413 past ``limit`` bytes and with 408 when the client stalls
+    for ``read_timeout_s`` or takes longer than ``body_timeout_s`` in all."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + body_timeout_s
+    chunks = aiter(stream)
     received = 0
-    async for chunk in stream:
+    while True:
+        wait = min(read_timeout_s, deadline - loop.time())
+        try:
+            async with asyncio.timeout(max(wait, 0.0)):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            why = (f"nothing received for {read_timeout_s:g} s" if wait == read_timeout_s
+                   else f"not complete after {body_timeout_s:g} s")
+            raise HTTPException(408, f"request body too slow: {why} ({received:,} bytes received)",
+                                headers={"Connection": "close"}) from None
         received += len(chunk)
         if received > limit:
             raise HTTPException(413, f"request body exceeds the upload limit of {limit / MB:g} MB")
@@ -139,8 +189,11 @@ async def _bounded(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[by
 async def read_uploads(request: Request, settings: WebSettings, field: str = "files") -> list[tuple[str, bytes]]:
     """The files of a multipart request as ``(filename, bytes)``, kept in memory and within the limits.
 
-    Raises 413 for a body over ``max_upload_mb`` or more than ``max_files`` files, 400/415 for a
-    malformed or non-multipart body, 422 when the field is missing.
+    Call it before taking a worker slot: a slow or stalled body then holds no analysis capacity, only one
+    of ``max_uploads`` receiving slots, and only until its read timeout.
+    Raises 413 for a body over ``max_upload_mb`` or more than ``max_files`` files, 408 for a body that
+    stalls or is too slow, 400/415 for a malformed or non-multipart body, 422 when the field is missing,
+    503 when ``max_uploads`` bodies are already being received.
     """
     limit = settings.max_upload_bytes
     declared = request.headers.get("content-length")
@@ -149,14 +202,18 @@ async def read_uploads(request: Request, settings: WebSettings, field: str = "fi
                                  f"{limit / MB:g} MB")
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise HTTPException(415, f"send the images as multipart/form-data in the field '{field}'")
-    parser = _InMemoryMultiPartParser(request.headers, _bounded(request.stream(), limit),
-                                      max_files=settings.max_files, max_fields=100, spool_max_size=limit + 1)
+    body = _bounded(request.stream(), limit, settings.read_timeout_s, settings.body_timeout_s)
+    parser = _InMemoryMultiPartParser(request.headers, body, max_files=settings.max_files, max_fields=100,
+                                      spool_max_size=limit + 1)
     try:
-        form = await parser.parse()
+        with request.app.state.upload_gate:
+            form = await parser.parse()
     except MultiPartException as exc:
         status = 413 if "Too many files" in exc.message else 400
         raise HTTPException(status, f"{exc.message} (limit: {settings.max_files} files per request)"
                             if status == 413 else f"malformed multipart body: {exc.message}") from None
+    except ClientDisconnect:
+        raise HTTPException(400, "the client closed the connection before the upload was complete") from None
     uploads = [item for item in form.getlist(field) if isinstance(item, UploadFile)]
     if not uploads:
         raise HTTPException(422, f"no files: send one or more images in the multipart field '{field}'")

@@ -25,8 +25,12 @@ def emotion_colors_hex() -> dict[str, str]:
 
 
 def render_page(request: Request, name: str, title: str, **context: Any) -> HTMLResponse:
+    """``name`` rendered in the shared layout; the navigation shows only pages the visitor's role may open,
+    and templates get ``role`` (None when not signed in) and ``sign_in`` (False without sign-in)."""
     state = request.app.state
+    role = getattr(request.state, "role", None)
+    nav = [(href, label) for href, label in state.nav if state.access.permits(role, "GET", href)]
     page_config = {"emotions": list(EMOTIONS), "colors": emotion_colors_hex(), "limits": state.settings.limits()}
     return templates.TemplateResponse(request, name, {
-        "title": title, "nav": state.nav, "saving": state.settings.save_dir is not None,
-        "model": state.model_info, "page_config": page_config, **context})
+        "title": title, "nav": nav, "saving": state.settings.save_dir is not None, "role": role,
+        "sign_in": state.access.enabled, "model": state.model_info, "page_config": page_config, **context})

@@ -45,7 +45,7 @@ def encode_jpeg_data_url(image: Any, quality: int = 85) -> str:
 def analyze_bytes(worker: Worker, filename: str, data: bytes, max_pixels: int) -> tuple[np.ndarray, Faces]:
     """Decode one upload by its content (never its name) and analyse it; raises ``ImageError``."""
     image = decode_image(data, name=filename, max_pixels=max_pixels)
-    return image, worker.photos.analyze(image)
+    return image, worker.photos.analyze(image, name=filename)
 
 
 def file_error(index: int, filename: str, error: ImageError) -> FileError:
@@ -95,11 +95,13 @@ def batch_status(images: list[ImageResult], errors: list[FileError]) -> int:
         207: {"model": AnalyzeResponse, "description": "some files analysed, some rejected (see `errors`)"},
         400: {"model": AnalyzeResponse, "description": "every file rejected, for different reasons; or a "
                                                        "malformed multipart body (`detail`)"},
+        408: {"model": ErrorDetail, "description": "the body stalled (read timeout) or took too long"},
         413: {"model": ErrorDetail, "description": "body over the upload limit, too many files, or (per file) "
                                                    "too many pixels"},
         415: {"model": AnalyzeResponse, "description": "not multipart, or every file is not a supported image"},
         422: {"model": AnalyzeResponse, "description": "no `files` field, or every file empty/truncated/too small"},
-        503: {"model": ErrorDetail, "description": "overloaded: all workers busy and the queue full; retry later"},
+        503: {"model": ErrorDetail, "description": "overloaded: all workers busy and the queue full, or too many "
+                                                   "uploads being received; retry later"},
     },
 )
 async def analyze(
@@ -111,8 +113,9 @@ async def analyze(
 ) -> AnalyzeResponse:
     """Send images in the multipart field `files`. Each file is judged by its content; a bad file gets an
     entry in `errors` naming it and the reason, and the rest of the batch is still analysed."""
+    # The body is read before a worker slot is taken, so slow uploads never hold analysis capacity.
+    files = await read_uploads(request, settings)
     with admit_or_503(pool):
-        files = await read_uploads(request, settings)
         images: list[ImageResult] = []
         errors: list[FileError] = []
         for index, (filename, data) in enumerate(files):

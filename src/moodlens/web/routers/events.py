@@ -16,11 +16,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from moodlens.events.compare import MAX_EVENTS, Comparison, build_comparison, check_names
 from moodlens.events.ingest import ingest_images
+from moodlens.events.names import MAX_NAME_LENGTH, InvalidName, check_event_name, check_label
 from moodlens.events.report import EventReport, build_report
 from moodlens.events.report_files import comparison_tables, report_tables, write_csv_stream
 from moodlens.events.store import EventExists, EventNotFound, EventStore
@@ -66,9 +67,14 @@ class EventInfo(BaseModel):
 
 
 class EventCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, description="no '/', no control characters")
     description: str = ""
     retention_days: int | None = Field(default=None, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        return check_event_name(name)
 
 
 class PhotoUploadResult(BaseModel):
@@ -94,14 +100,24 @@ async def create_event(body: EventCreate, store: Store) -> dict[str, Any]:
         await run_in_threadpool(store.create_event, body.name, None, None, body.description, body.retention_days)
     except EventExists as exc:
         raise HTTPException(409, str(exc)) from None
-    return next(e.to_dict() for e in store.list_events() if e.name == body.name.strip())
+    return next(e.to_dict() for e in store.list_events() if e.name == body.name)
+
+
+@router.delete("/api/v1/events/{name}", status_code=204, summary="Delete an event with all its observations")
+async def delete_event(request: Request, name: str, store: Store) -> Response:
+    try:
+        await run_in_threadpool(store.delete_event, name)
+    except EventNotFound as exc:
+        raise _not_found(exc) from None
+    return Response(status_code=204)
 
 
 def report_version(store: EventStore, name: str) -> tuple[Any, ...]:
     """Changes whenever the event's report could: new observations, sources added or finished, a new window."""
     ev = store.get_event(name)
-    sources = tuple((s.id, bool(s.finished), s.model_sha256) for s in store.sources(name))
-    return store.data_version(name), sources, ev.starts_at, ev.ends_at
+    sources = tuple((s.id, bool(s.finished), s.model_sha256, s.frames_dropped) for s in store.sources(name))
+    outages = tuple((o.id, o.ended_at) for parts in store.outages(name).values() for o in parts)
+    return store.data_version(name), sources, outages, ev.starts_at, ev.ends_at
 
 
 def _cache(request: Request) -> SingleFlightCache:
@@ -257,15 +273,19 @@ def _ingest_uploads(worker: Worker, store: EventStore, name: str, batch: str,
                  "type": "object", "required": ["files"], "properties": {"files": {
                      "type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
 async def upload_photos(request: Request, name: str, store: Store, settings: Settings, pool: Pool,
-                        batch: Annotated[str, Query(max_length=200, description="source name the photos are "
-                                                    "grouped under in the report")] = "web uploads",
+                        batch: Annotated[str, Query(max_length=MAX_NAME_LENGTH, description="source name the photos "
+                                                    "are grouped under in the report")] = "web uploads",
                         ) -> PhotoUploadResult:
     try:
+        batch = check_label(batch, "batch name")
         await run_in_threadpool(store.get_event, name)
+    except InvalidName as exc:
+        raise HTTPException(422, str(exc)) from None
     except EventNotFound as exc:
         raise _not_found(exc) from None
+    # The body is read before a worker slot is taken, so slow uploads never hold analysis capacity.
+    files = await read_uploads(request, settings)
     with admit_or_503(pool):
-        files = await read_uploads(request, settings)
         photos, faces, errors = await pool.run(_ingest_uploads, store, name, batch, files)
     if not photos and errors:
         raise HTTPException(errors[0].status, [e.model_dump() for e in errors])

@@ -6,10 +6,12 @@ backlog. Each connection runs its own stream pipeline (:class:`moodlens.stream.P
 :class:`moodlens.stream.PushSource`: the same detection schedule, tracker, smoothing and summary as
 ``moodlens video`` and ``moodlens event ingest``, so faces keep their ``track_id`` across frames.
 Frames are decoded in memory and never stored, even when the operator enabled saving.
+A connection that sends nothing for ``frame_timeout_s`` is closed, so idle sockets do not pile up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -42,7 +44,12 @@ async def live(websocket: WebSocket) -> None:
     await websocket.accept()
     try:
         while True:
-            message = await websocket.receive()
+            try:
+                async with asyncio.timeout(settings.frame_timeout_s):
+                    message = await websocket.receive()
+            except TimeoutError:
+                await websocket.close(code=1001, reason=f"no frame for {settings.frame_timeout_s:g} s")
+                break
             if message["type"] == "websocket.disconnect":
                 break
             frame = message.get("bytes")

@@ -50,8 +50,8 @@
   refresh();
   setInterval(() => { if (!document.hidden) refresh(); }, POLL_MS);
 
-  const upload = document.getElementById("event-upload");
-  upload.addEventListener("submit", async (ev) => {
+  const upload = document.getElementById("event-upload");  // only on the operator's page
+  if (upload) upload.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const form = new FormData(upload);
     const status = document.getElementById("upload-status");

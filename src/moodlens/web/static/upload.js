@@ -95,12 +95,19 @@
     busy = false;
   }
 
+  // Colour set through the CSSOM: the Content-Security-Policy allows no inline style attributes.
+  function swatch(emotion) {
+    const node = el("span", { class: "swatch" });
+    node.style.background = config.colors[emotion];
+    return node;
+  }
+
   function faceTable(image) {
     if (!image.faces.length) return el("p", { class: "muted" }, "No face found.");
     const head = el("tr", {}, ...["#", "Emotion", "Confidence", "Box (x, y, w, h)"].map((t) => el("th", {}, t)));
     const rows = image.faces.map((f, i) => el("tr", { "data-emotion": f.emotion },
       el("td", {}, String(i + 1)),
-      el("td", {}, el("span", { class: "swatch", style: `background:${config.colors[f.emotion]}` }), f.emotion),
+      el("td", {}, swatch(f.emotion), f.emotion),
       el("td", {}, pct(f.confidence)),
       el("td", {}, f.box.join(", "))));
     return el("div", { class: "table-wrap" }, el("table", { class: "faces" }, el("thead", {}, head),
@@ -145,7 +152,13 @@
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   }
 
-  const csvCell = (v) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+  // One CSV cell. Text that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading
+  // apostrophe, as moodlens.textsafe.csv_cell does for the CSV files the server writes; numbers stay numbers.
+  function csvCell(v) {
+    let text = String(v);
+    if (typeof v === "string" && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+    return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  }
 
   function toCSV() {
     const header = ["filename", "image_index", "width", "height", "face", "x", "y", "w", "h", "detector_score",
