@@ -16,7 +16,7 @@ camera), each read for ``--camera-seconds``, ingested into a throwaway PostgreSQ
 (``ingest_streams``, the single-process multi-camera figure of bench_streams.py) and once through a Ray cluster
 of separate nodes started here (``ray start``: a head that only coordinates and W worker nodes of one CPU each,
 each pinned to its own core, so that W stands for W one-core machines), one actor per camera. Per run: frames
-analysed and dropped per camera.
+analysed and dropped per camera, and the observations (faces) stored.
 """
 
 from __future__ import annotations
@@ -120,13 +120,13 @@ def bench_cameras(counts: list[int], workers: list[int], seconds: float, fps: fl
     from contextlib import ExitStack
 
     from bench_streams import camera_jpegs
-    from stream_media import MjpegServer
 
     from moodlens.distributed.nodes import ray_nodes
     from moodlens.distributed.streams import ingest_streams_on_ray
     from moodlens.events.pgtemp import create_database, temporary_postgres
     from moodlens.events.store import EventStore
     from moodlens.events.stream_ingest import ingest_streams
+    from moodlens.stream.mjpeg import MjpegServer
 
     analysis = DEFAULTS.with_(max_side=max_side)  # as bench_streams.py
     analyzer = Analyzer(analysis)

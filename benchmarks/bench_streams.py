@@ -1,6 +1,6 @@
 """How many live 640x480 cameras at 10 frames/s one machine sustains without dropping frames.
 
-Each camera is a real MJPEG-over-HTTP stream served from this process (``tests/stream_media.py``: JPEG frames of
+Each camera is a real MJPEG-over-HTTP stream served from this process (``moodlens.stream.mjpeg``: JPEG frames of
 1-3 moving faces, paced at ``--fps``), read by OpenCV's FFmpeg backend. For N = 1, 2, ... cameras, one
 ``ingest_streams`` run (the stream engine with the SQLite event store as sink, faces of all cameras classified
 in shared batches) reads ``--seconds`` of each; the table shows frames analysed and dropped per N. It stops
@@ -20,16 +20,15 @@ from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the MJPEG camera the tests use
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_media import face_box_in_head, write_faces_video  # noqa: E402
-from stream_media import MjpegServer, video_jpegs  # noqa: E402
 
 from moodlens.events.store import EventStore  # noqa: E402
 from moodlens.events.stream_ingest import ingest_streams  # noqa: E402
 from moodlens.machine import machine_facts  # noqa: E402
 from moodlens.recognition.analyzer import Analyzer  # noqa: E402
+from moodlens.stream.mjpeg import MjpegServer, video_jpegs  # noqa: E402
 
 
 def camera_jpegs(folder: Path, seconds: float, fps: float, analyzer: Analyzer) -> list[bytes]:

@@ -129,3 +129,4 @@ def test_bench_ray_runs_live_cameras_in_one_process_and_through_ray(tmp_path):
     assert [(run["run"], run["cameras"]) for run in runs] == [("one process", 2), ("ray 1 worker(s)", 2)]
     for run in runs:  # every frame read from each camera was analysed or dropped
         assert [a + d for a, d in zip(run["frames_analysed"], run["frames_dropped"], strict=True)] == [20, 20]
+        assert run["observations"] > 0  # the cameras show faces

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from ray_nodes import NODE_ENV
 
-from moodlens.distributed.fleet_check import SAMPLE_PEOPLE, FleetCheck, SourceTotals
+from moodlens.distributed.fleet_check import SAMPLE_PEOPLE, FleetCheck, SourceTotals, report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +41,17 @@ def test_a_mismatch_fails_the_check():
     assert not FleetCheck(same, dict(same), False, 1.0).passed  # same counts, other observations
     assert not FleetCheck({}, {}, True, 1.0).passed  # nothing ingested is no success
     assert "29 / 30" in FleetCheck({**same, "camera": SourceTotals(29, 3)}, same, False, 1.0).table()
+
+
+def test_the_exit_code_is_1_on_a_difference(capsys):
+    same = {name: SourceTotals(30, len(c)) for name, c in SAMPLE_PEOPLE.items()}
+    assert report(FleetCheck(same, dict(same), True, 1.0)) == 0
+    assert "OK: every source has the same observations" in capsys.readouterr().out
+    fewer_people = {**same, "camera": SourceTotals(30, 2)}
+    assert report(FleetCheck(same, fewer_people, True, 1.0)) == 1
+    out, err = capsys.readouterr()
+    assert "MISMATCH" in err and "OK" not in out
+    assert [line.split()[-3:] for line in out.splitlines() if line.startswith("total")] == [["8", "/", "7"]]
 
 
 def test_the_script_is_a_shell_entry_point_for_the_check():

@@ -5,6 +5,7 @@ actor's process is SIGKILLed mid-ingest; Ctrl-C commits every source; stores the
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from events_media import Crossing, make_video
-from ray_nodes import QUIET_MEMORY_MONITOR, dies_once_detector
+from ray_nodes import QUIET_MEMORY_MONITOR, dies_once_detector, free_port
 from stream_media import MjpegServer, video_jpegs
 from typer.testing import CliRunner
 
@@ -214,6 +215,19 @@ def test_sqlite_with_a_local_cluster_equals_a_single_process_ingest(ray_local, m
     assert per_source(sqlite, "ray") == per_source(sqlite, "single")
 
 
+def test_bad_ray_addresses_are_one_line_errors(db, media):
+    """Checked before any source is opened; nothing listens at the free port."""
+    ingest_event(db, "address").close()
+    ingest = ("event", "ingest", "address", "--video", str(media["one.avi"]), "--db", db, "--ray")
+    out = one_error_line(*ingest, "head:port")
+    assert "'head:port' is not a Ray address: use local, auto, HOST:PORT or ray://HOST:PORT" in out
+    port = free_port()
+    t = time.monotonic()
+    out = one_error_line(*ingest, f"127.0.0.1:{port}")
+    assert f"error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused" in out
+    assert time.monotonic() - t < 10  # at once, not after Ray's retries
+
+
 def test_bad_sources_are_one_line_errors(ray_local, db, media, tmp_path):
     ingest_event(db, "bad").close()
     out = one_error_line("event", "ingest", "bad", "--camera", "0", "--db", db, "--ray", "10.0.0.5:6379")
@@ -224,8 +238,23 @@ def test_bad_sources_are_one_line_errors(ray_local, db, media, tmp_path):
     out = one_error_line("event", "ingest", "missing", "--video", str(media["one.avi"]), "--db", db, "--ray", LOCAL)
     assert "no event named 'missing'" in out
     # opened by the actor, reported with the source's own message; the other source is stopped
-    with pytest.raises(ClusterError, match=r"^nope.avi: .*nope.avi: video file not found"):
-        ingest_streams_on_ray(db, "bad", [media["one.avi"], tmp_path / "nope.avi"])
+    missing = tmp_path / "nope.avi"
+    with pytest.raises(ClusterError, match=rf"^{re.escape(str(missing))}: video file not found; the other sources "
+                                           "stopped and committed what they analysed$"):
+        ingest_streams_on_ray(db, "bad", [media["one.avi"], missing])
+
+
+@pytest.mark.parametrize("source", ["video", "camera"])
+def test_a_source_that_cannot_be_opened_is_the_same_error_line_as_without_ray(ray_local, db, tmp_path, source):
+    """A missing video file, a camera URL where nothing listens: the message of the single-process ingest."""
+    ingest_event(db, f"unopened-{source}").close()
+    given = str(tmp_path / "nope.avi") if source == "video" else f"http://127.0.0.1:{free_port()}/stream.mjpg"
+    ingest = ("event", "ingest", f"unopened-{source}", f"--{source}", given, "--open-timeout-s", "1", "--db", db)
+    error = [line for line in one_error_line(*ingest).splitlines() if line.startswith("error:")]
+    assert [line for line in one_error_line(*ingest, "--ray", LOCAL).splitlines() if line.startswith("error:")] == error
+    assert len(error) == 1 and given in error[0]
+    with EventStore(db) as store:
+        assert store.data_version(f"unopened-{source}") == (0, 0)
 
 
 def test_source_share_fits_every_source_on_the_nodes():

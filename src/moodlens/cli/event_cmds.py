@@ -136,29 +136,26 @@ def ingest_cmd(
     settings = stream_settings(every=every, detect_every=detect_every, track_gap_s=track_gap_s,
                                open_timeout_s=open_timeout_s, max_offline_s=max_offline_s,
                                drop_late_frames=drop_late_frames)
+    # SIGTERM (service stop, `kill`) ends the ingest like Ctrl-C: the last batch is committed first.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if cameras:
+        typer.echo("analysing live sources; press Ctrl-C to stop", err=True)
     if ray:
         results = _ingest_on_ray(db, name, videos, cameras, analysis, settings, ray, start=_time(start, "--start"),
                                  commit_interval_s=commit_interval_s, progress=progress, max_frames=max_frames)
-        for result in results:
-            typer.echo(terminal_text(result.summary()))
-        return
-    analyzer = Analyzer(analysis)
-    # SIGTERM (service stop, `kill`) ends the ingest like Ctrl-C: the last batch is committed first.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with EventStore(db) as store:
-        if photos is not None:
-            from moodlens.events.ingest import ingest_photos
+    else:
+        with EventStore(db) as store:
+            if photos is not None:
+                from moodlens.events.ingest import ingest_photos
 
-            results = [ingest_photos(store, name, photos, every=every, analyzer=analyzer,
-                                     commit_interval_s=commit_interval_s, progress=progress)]
-        else:
-            from moodlens.events.stream_ingest import ingest_streams
+                results = [ingest_photos(store, name, photos, every=every, analyzer=Analyzer(analysis),
+                                         commit_interval_s=commit_interval_s, progress=progress)]
+            else:
+                from moodlens.events.stream_ingest import ingest_streams
 
-            if cameras:
-                typer.echo("analysing live sources; press Ctrl-C to stop", err=True)
-            results = ingest_streams(store, name, videos, cameras, analyzer, settings=settings,
-                                     start=_time(start, "--start"), commit_interval_s=commit_interval_s,
-                                     progress=progress, max_frames=max_frames)
+                results = ingest_streams(store, name, videos, cameras, Analyzer(analysis), settings=settings,
+                                         start=_time(start, "--start"), commit_interval_s=commit_interval_s,
+                                         progress=progress, max_frames=max_frames)
     for result in results:
         for _name, reason, _kind in result.errors:
             typer.secho(f"skipped {terminal_text(reason)}", fg="yellow", err=True)
@@ -171,9 +168,6 @@ def _ingest_on_ray(db: str | None, name: str, videos: list[Path], cameras: list[
     from moodlens.distributed.cluster import ClusterError
     from moodlens.distributed.streams import ingest_streams_on_ray
 
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    if cameras:
-        typer.echo("analysing live sources; press Ctrl-C to stop", err=True)
     try:
         return ingest_streams_on_ray(db, name, videos, cameras, analysis, settings=settings, address=address,
                                      **options)

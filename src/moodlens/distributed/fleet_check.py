@@ -11,12 +11,15 @@ passes when every source has the same observations, people and faces both ways.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from moodlens.events.store import EventStore
 from moodlens.samples import Crossing, crossing_video
@@ -83,9 +86,11 @@ def sample_sources(folder: Path) -> dict[str, Path]:
             for name, people in SAMPLE_PEOPLE.items()}
 
 
-def run_fleet_check(workers: int = 2, say: Callable[[str], None] = print, progress: bool = True) -> FleetCheck:
+def run_fleet_check(workers: int = 2, say: Callable[[str], None] = print, progress: bool = True,
+                    interrupted: threading.Event | None = None) -> FleetCheck:
     """Start PostgreSQL and a Ray cluster of a head and ``workers`` worker nodes here, ingest the sample sources
-    both ways, compare; everything started is stopped and deleted afterwards."""
+    both ways, compare; everything started is stopped and deleted afterwards. ``interrupted``: set on Ctrl-C,
+    which the Ray ingest ends cleanly on; the check then stops before the second ingest."""
     from moodlens.distributed.nodes import ray_nodes
     from moodlens.distributed.streams import ingest_streams_on_ray
     from moodlens.events.pgtemp import create_database, temporary_postgres
@@ -100,7 +105,7 @@ def run_fleet_check(workers: int = 2, say: Callable[[str], None] = print, progre
         videos = [path for name, path in media.items() if name != CAMERA]
         camera_frames = video_jpegs(media[CAMERA])
         db = create_database(server, "moodlens")
-        say(f"PostgreSQL: {db}")
+        say(f"throwaway PostgreSQL (deleted at the end): {db}")
         with EventStore(db) as store:
             store.create_event("ray")
             store.create_event("single")
@@ -110,6 +115,8 @@ def run_fleet_check(workers: int = 2, say: Callable[[str], None] = print, progre
             say(f"ingesting {len(media)} sources through the Ray cluster at {address}")
             ingest_streams_on_ray(db, "ray", videos, [camera.url], address=address, progress=progress, **live)
             ray_camera = camera.url
+        if interrupted is not None and interrupted.is_set():
+            raise KeyboardInterrupt
         say("ingesting the same sources in this process")
         with EventStore(db) as store, MjpegServer(camera_frames) as camera:
             ingest_streams(store, "single", videos, [camera.url], Analyzer(VIDEO_DEFAULTS), progress=progress, **live)
@@ -120,22 +127,41 @@ def run_fleet_check(workers: int = 2, say: Callable[[str], None] = print, progre
                       round(time.perf_counter() - t, 1))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=2, help="Ray worker nodes of one CPU each")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    try:
-        check = run_fleet_check(args.workers, progress=not args.no_progress)
-    except Exception as exc:  # noqa: BLE001 - a missing PostgreSQL or Ray, a failed node: one line, exit 2
-        print(f"error: {exc}".splitlines()[0], file=sys.stderr)
-        return 2
+def report(check: FleetCheck) -> int:
+    """Print the table and the verdict; the exit code: 0 when the check passed, 1 on any difference."""
     print(check.table())
     if check.passed:
         print(f"OK: every source has the same observations through Ray as in one process ({check.seconds} s)")
         return 0
     print("MISMATCH: the Ray ingest differs from the single-process ingest", file=sys.stderr)
     return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=2, help="Ray worker nodes of one CPU each")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    # Both ingests end cleanly on Ctrl-C and return what they committed: remember it, so that an interrupted
+    # check is reported as such rather than as a difference.
+    interrupted = threading.Event()
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        interrupted.set()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        check = run_fleet_check(args.workers, progress=not args.no_progress, interrupted=interrupted)
+    except KeyboardInterrupt:
+        interrupted.set()
+    except Exception as exc:  # noqa: BLE001 - a missing PostgreSQL or Ray, a failed node: one line, exit 2
+        print(f"error: {exc}".splitlines()[0], file=sys.stderr)
+        return 2
+    if interrupted.is_set():
+        print("interrupted: the Ray nodes and PostgreSQL were stopped", file=sys.stderr)
+        return 130
+    return report(check)
 
 
 if __name__ == "__main__":

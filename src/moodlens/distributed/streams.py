@@ -42,6 +42,7 @@ from moodlens.distributed.cluster import LOCAL, ClusterError, import_ray, parse_
 from moodlens.distributed.photos import root_cause
 from moodlens.events.ingest import IngestResult
 from moodlens.events.store import EventStore, normalize_db_url
+from moodlens.events.store_errors import StoreError
 from moodlens.recognition.faces import Faces
 from moodlens.settings import STREAM_DEFAULTS, VIDEO_DEFAULTS, AnalysisSettings, StreamSettings
 from moodlens.stream.frames import Frame, StreamError
@@ -65,8 +66,9 @@ START_TIMEOUT_S = 180.0
 STOP_GRACE_S = 60.0
 #: Seconds between repeated stop requests (one sent to an actor being restarted would be lost).
 STOP_RESEND_S = 2.0
-#: Errors that are the user's sources, event or options: their message is the user's error line, as without Ray.
-USER_ERRORS = (StreamError, ValueError, LookupError)
+#: Errors that are the user's sources, event, options or store: their message is the user's error line, as
+#: without Ray.
+USER_ERRORS = (StreamError, ValueError, LookupError, StoreError)
 
 
 @dataclass(frozen=True)
@@ -378,7 +380,8 @@ class _Fleet:
             else:
                 text = f"failed on the Ray cluster: {root_cause(exc)}"
             tail = "; the other sources stopped and committed what they analysed" if self.started else ""
-            self.failure = ClusterError(f"{self.sources[i].display + ': ' if i is not None else ''}{text}{tail}")
+            name = self.sources[i].display if i is not None else None
+            self.failure = ClusterError(f"{name}: {text}{tail}" if name and name not in text else f"{text}{tail}")
         self.stop.set()
 
     def _send_stop(self) -> None:
