@@ -157,7 +157,7 @@ def main() -> None:
     for batch in (1, 64):
         rate = faces_per_second(base.classifier.predict, batch, seconds=1.5)
         print(f"classifier, batch {batch}: {rate:.0f} faces/s")
-    print("\nnote: the machine may be shared (load average above); the lead re-measures on a quiet machine.")
+    print("\nnote: every other process on the machine slows these figures down (load average above).")
 
 
 if __name__ == "__main__":
