@@ -18,13 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from machine import machine_facts
 
 from moodlens.card import ModelCard
-from moodlens.machine import faces_per_second, machine_facts
 from moodlens.recognition.classifier import EmotionClassifier, shipped_models
+from moodlens.train.speed import faces_per_second
 
 
 def torch_predictor(checkpoints: list[Path] | None, card: ModelCard | None, threads: int):
@@ -58,7 +60,7 @@ def torch_predictor(checkpoints: list[Path] | None, card: ModelCard | None, thre
     return predict, source
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", help="ONNX model (name or path); repeat; default: every shipped one")
     ap.add_argument("--checkpoint", type=Path, action="append",
@@ -67,49 +69,66 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--json", type=Path, help="also write the results here")
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    classifiers = [EmotionClassifier(m, threads=args.threads) for m in (args.model or list(shipped_models()))]
-    alternates = {c.model_path: EmotionClassifier(c.model_path, threads=args.threads, flip="alternate")
-                  for c in classifiers}
-    facts = {**machine_facts(), "threads": args.threads}
-    print("machine:")
-    for key, value in facts.items():
-        print(f"  {key}: {value}")
+
+def runtimes(classifiers: list[EmotionClassifier], checkpoints: list[Path] | None,
+             threads: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """What is timed, by name, each described on the terminal: the PyTorch eager baseline (when torch is
+    installed), each model through ONNX Runtime and, for a model with a flip-free graph, its video path."""
     sides = {}
     try:
-        sides["pytorch_eager"], source = torch_predictor(args.checkpoint, classifiers[0].card, args.threads)
+        sides["pytorch_eager"], source = torch_predictor(checkpoints, classifiers[0].card, threads)
         print(f"baseline pytorch_eager: {source}, float32")
     except ImportError:
         print("PyTorch baseline: skipped (torch not installed; pip install 'moodlens[train]')")
     for clf in classifiers:
-        card = clf.card
-        print(f"ort:{clf.model_path.stem}: {clf.model_path} " + (
+        card, name = clf.card, f"ort:{clf.model_path.stem}"
+        print(f"{name}: {clf.model_path} " + (
             f"({card.precision}, {card.ensemble_size} net(s), tta: {card.tta})" if card else "(no model card)"))
-        sides[f"ort:{clf.model_path.stem}"] = clf.predict
-        video = alternates[clf.model_path]
+        sides[name] = clf.predict
+        video = EmotionClassifier(clf.model_path, threads=threads, flip="alternate")
         if video.graph_path != clf.graph_path:
-            print(f"ort:{clf.model_path.stem}/alternate: {video.graph_path} (flip-free graph, the mirror image "
-                  "on every other call; the video path)")
-            sides[f"ort:{clf.model_path.stem}/alternate"] = video.predict
+            print(f"{name}/alternate: {video.graph_path} (flip-free graph, the mirror image on every other call; "
+                  "the video path)")
+            sides[f"{name}/alternate"] = video.predict
+    return sides
 
+
+def measure(sides: dict[str, Callable[[np.ndarray], np.ndarray]], batches: list[int],
+            seconds: float) -> dict[str, dict[str, float]]:
+    """Faces/second of every side at every batch size, printed as a table row by row as they are measured."""
     results: dict[str, dict[str, float]] = {}
     base = "pytorch_eager" if "pytorch_eager" in sides else None
-    print(f"\n{'runtime':<26}" + "".join(f"{f'batch {b}':>28}" for b in args.batches) + "   (faces/second)")
+    print(f"\n{'runtime':<26}" + "".join(f"{f'batch {b}':>28}" for b in batches) + "   (faces/second)")
     for name, predict in sides.items():
-        results[name] = {str(b): round(faces_per_second(predict, b, args.seconds), 1) for b in args.batches}
-        cells = []
-        for b in args.batches:
-            fps = results[name][str(b)]
-            ratio = f" ({fps / results[base][str(b)]:.2f}x)" if base else ""
-            if name.endswith("/alternate"):
-                ratio += f" [{fps / results[name.removesuffix('/alternate')][str(b)]:.2f}x]"
-            cells.append(f"{fps:,.1f}{ratio}".rjust(28))
-        print(f"{name:<26}" + "".join(cells))
+        results[name] = {str(b): round(faces_per_second(predict, b, seconds), 1) for b in batches}
+        print(f"{name:<26}" + "".join(cell(results, name, str(b), base).rjust(28) for b in batches))
     if base:
         print("(Nx) = faces/second relative to the pytorch_eager baseline, same process, same threads")
     if any(name.endswith("/alternate") for name in results):
         print("[Nx] = the video path (flip-free graph) relative to the same model with flip averaging, same run")
+    return results
+
+
+def cell(results: dict[str, dict[str, float]], name: str, batch: str, base: str | None) -> str:
+    """``1,234.5 (3.21x) [1.98x]``: faces/second, its ratio to the baseline and, for a video path, to the same
+    model's photo path."""
+    fps = results[name][batch]
+    text = f"{fps:,.1f}" + (f" ({fps / results[base][batch]:.2f}x)" if base else "")
+    if name.endswith("/alternate"):
+        text += f" [{fps / results[name.removesuffix('/alternate')][batch]:.2f}x]"
+    return text
+
+
+def main() -> None:
+    args = arguments()
+    classifiers = [EmotionClassifier(m, threads=args.threads) for m in (args.model or list(shipped_models()))]
+    facts = {**machine_facts(), "threads": args.threads}
+    print("machine:")
+    for key, value in facts.items():
+        print(f"  {key}: {value}")
+    results = measure(runtimes(classifiers, args.checkpoint, args.threads), args.batches, args.seconds)
     if args.json:
         args.json.write_text(json.dumps({"machine": facts, "models": [str(c.model_path) for c in classifiers],
                                          "faces_per_second": results}, indent=2))

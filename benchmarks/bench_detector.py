@@ -29,9 +29,9 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from bench_media import make_frames  # noqa: E402
 from events_media import Crossing, background, face_sprite, make_video  # noqa: E402
+from machine import machine_facts  # noqa: E402
 from recognition_media import ASTRONAUT_FACE, close_up, lfw_face, moving_faces_frames, reference_box  # noqa: E402
 
-from moodlens.machine import machine_facts  # noqa: E402
 from moodlens.recognition.analyzer import Analyzer  # noqa: E402
 from moodlens.recognition.detect import create_detector  # noqa: E402
 from moodlens.recognition.track import iou_matrix  # noqa: E402

@@ -33,11 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the test videos' generator
 
 from events_media import Crossing, make_video  # noqa: E402
+from machine import machine_facts  # noqa: E402
 
 from moodlens.events.pgtemp import create_database, temporary_postgres  # noqa: E402
 from moodlens.events.store import PROB_COLUMNS, EventStore  # noqa: E402
 from moodlens.events.stream_ingest import ingest_video  # noqa: E402
-from moodlens.machine import machine_facts  # noqa: E402
 from moodlens.recognition.analyzer import Analyzer  # noqa: E402
 
 FPS = 25.0

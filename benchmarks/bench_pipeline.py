@@ -30,13 +30,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_media import background, face_box_in_head, head, recall, write_faces_video  # noqa: E402
+from machine import machine_facts  # noqa: E402
 from previous_video_loop import Frame as OldFrame  # noqa: E402
 from previous_video_loop import VideoAnalyzer  # noqa: E402
 
-from moodlens.machine import faces_per_second, machine_facts  # noqa: E402
 from moodlens.recognition.analyzer import Analyzer  # noqa: E402
 from moodlens.settings import DEFAULTS, STREAM_DEFAULTS  # noqa: E402
 from moodlens.stream import CallbackSink, VideoFile, VideoSink, run_stream  # noqa: E402
+from moodlens.train.speed import faces_per_second  # noqa: E402
 
 #: (detect_every, max_side) settings of the stream engine that are measured; the first is the headline.
 ENGINE_SETTINGS = ((3, 320), (2, 320), (3, 640), (1, 640))
@@ -156,7 +157,7 @@ def main() -> None:
     for batch in (1, 64):
         rate = faces_per_second(base.classifier.predict, batch, seconds=1.5)
         print(f"classifier, batch {batch}: {rate:.0f} faces/s")
-    print("\nnote: the machine may be shared (load average above); the lead re-measures on a quiet machine.")
+    print("\nnote: every other process on the machine slows these figures down (load average above).")
 
 
 if __name__ == "__main__":

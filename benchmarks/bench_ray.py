@@ -33,11 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the test photos' generator
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from machine import machine_facts  # noqa: E402
 from recognition_media import photo_archive  # noqa: E402
 
 from moodlens.distributed.cluster import LOCAL, ray_cluster, usable_cpus  # noqa: E402
 from moodlens.distributed.photos import analyze_paths_on_ray  # noqa: E402
-from moodlens.machine import machine_facts  # noqa: E402
 from moodlens.recognition.analyzer import Analyzer  # noqa: E402
 from moodlens.settings import DEFAULTS  # noqa: E402
 

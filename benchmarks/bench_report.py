@@ -13,7 +13,7 @@ are tracks of about 20 observations each and one photo folder (one observation p
 3. ``write_report``: report.json and the CSV tables.
 
 Wall-clock and CPU times are printed (best and median of the repeats), with the machine and its load:
-on a shared machine the CPU time is the steadier figure.
+on a busy machine the CPU time is the steadier figure.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from machine import machine_facts
 
 from moodlens.events.report import build_report
 from moodlens.events.report_files import write_report
 from moodlens.events.report_html import render_html
 from moodlens.events.store import PROB_COLUMNS, EventStore
-from moodlens.machine import machine_facts
 
 TARGET_S = 2.0
 START = datetime(2025, 6, 2)

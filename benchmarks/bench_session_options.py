@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 import onnxruntime as ort
+from machine import machine_facts
 
-from moodlens.machine import machine_facts
 from moodlens.recognition.classifier import EmotionClassifier
 from moodlens.recognition.preprocess import to_model_input
 from moodlens.spec import IMAGE_SIZE

@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_media import face_box_in_head, write_faces_video  # noqa: E402
+from machine import machine_facts  # noqa: E402
 
 from moodlens.events.store import EventStore  # noqa: E402
-from moodlens.machine import machine_facts  # noqa: E402
 from moodlens.recognition.analyzer import Analyzer  # noqa: E402
 
 

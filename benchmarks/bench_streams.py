@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_media import face_box_in_head, write_faces_video  # noqa: E402
+from machine import machine_facts  # noqa: E402
 
 from moodlens.events.store import EventStore  # noqa: E402
 from moodlens.events.stream_ingest import ingest_streams  # noqa: E402
-from moodlens.machine import machine_facts  # noqa: E402
 from moodlens.recognition.analyzer import Analyzer  # noqa: E402
 from moodlens.stream.mjpeg import MjpegServer, video_jpegs  # noqa: E402
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from machine import machine_facts
 
 from moodlens.dataset.readers import load_dataset
-from moodlens.machine import machine_facts
 from moodlens.recognition.classifier import EmotionClassifier
 from moodlens.spec import IMAGE_SIZE
 

@@ -1,7 +1,9 @@
-"""Shared fixtures: a throwaway PostgreSQL server and event databases per backend; synthetic FER2013 data."""
+"""Shared fixtures: a throwaway PostgreSQL server and event databases per backend; the web app with a fresh event
+database per test; synthetic FER2013 data."""
 
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,26 @@ def event_db_url(request, tmp_path):
     name = f"moodlens_test_{uuid.uuid4().hex[:12]}"
     yield create_database(server, name)
     drop_database(server, name)
+
+
+@pytest.fixture(scope="module")
+def events_app():
+    """The web app (sign-in as in ``web_access.py``, one worker), one per test module of the events pages."""
+    from web_access import ACCESS
+
+    from moodlens.web.app import create_app
+
+    return create_app(workers=1, access=ACCESS)
+
+
+@pytest.fixture
+def events_db(events_app, tmp_path) -> Iterator[str]:
+    """URL of a fresh SQLite event database that ``events_app`` uses for one test; its store is closed after."""
+    events_app.state.event_db = f"sqlite:///{tmp_path / 'events.db'}"
+    events_app.state.event_store = None
+    yield events_app.state.event_db
+    if events_app.state.event_store is not None:
+        events_app.state.event_store.close()
 
 
 @pytest.fixture(scope="session")

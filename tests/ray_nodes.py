@@ -14,7 +14,7 @@ __all__ = ["NODE_ENV", "QUIET_MEMORY_MONITOR", "dies_once_detector", "free_port"
 @contextmanager
 def local_cluster(num_cpus: int = 2) -> Iterator[ClusterInfo]:
     """A local Ray cluster started in this process (as ``--ray local`` starts one), without Ray's memory monitor
-    (the machine's memory is shared with other test runs)."""
+    (the machine's memory may be taken by other programs)."""
     saved = {k: os.environ.get(k) for k in QUIET_MEMORY_MONITOR}
     os.environ.update(QUIET_MEMORY_MONITOR)
     try:

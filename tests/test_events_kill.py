@@ -61,6 +61,7 @@ def test_sigkill_then_resume_matches_uninterrupted(event_db_url, tmp_path):
     finally:
         proc.kill()
         proc.wait(30)
+        proc.stdout.close()
     assert len(cursors - {0}) >= 2, "commits should happen during the run, not only at the end"
 
     # Consistent after the kill: the cursor and the observations were committed together.

@@ -201,7 +201,7 @@ def test_far_off_photo_dates_are_listed_outside_not_binned(store, far):
     started, cpu = time.perf_counter(), time.process_time()
     report = build_report(store, "gala", model=None, epsilon=None)
     html = render_html(report)
-    # CPU time of this process: other processes on a shared machine cannot make it fail.
+    # CPU time of this process: other processes on a busy machine cannot make it fail.
     assert time.process_time() - cpu < 5, f"{time.perf_counter() - started:.1f} s wall"
     assert len(report.timeline) == 31 <= MAX_BINS and report.data["period"]["bin"] == "1 minute"
     assert report.data["outside"] == [{"source": "photos", "side": "after" if far > T0 else "before",

@@ -49,7 +49,7 @@ def test_photos_a_year_apart_build_a_report_in_under_5_s(tmp_path, analyzer, far
         started, cpu = time.perf_counter(), time.process_time()
         report = build_report(store, "gala")
         html = render_html(report)
-        # CPU time of this process: other processes on a shared machine cannot make it fail.
+        # CPU time of this process: other processes on a busy machine cannot make it fail.
         assert time.process_time() - cpu < 5, f"{time.perf_counter() - started:.1f} s wall"
         [src] = store.sources("gala")
     d = report.data

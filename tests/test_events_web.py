@@ -9,26 +9,16 @@ import pytest
 import skimage.data
 from events_media import Crossing, make_video
 from fastapi.testclient import TestClient
-from web_access import ACCESS, OPERATOR
+from web_access import OPERATOR
 
 from moodlens.events.store import EventStore
 from moodlens.events.stream_ingest import ingest_video
-from moodlens.web.app import create_app
-
-
-@pytest.fixture(scope="module")
-def app():
-    return create_app(workers=1, access=ACCESS)
 
 
 @pytest.fixture
-def client(app, tmp_path):
-    app.state.event_db = f"sqlite:///{tmp_path / 'events.db'}"
-    app.state.event_store = None
-    with TestClient(app, headers=OPERATOR) as c:
+def client(events_app, events_db):
+    with TestClient(events_app, headers=OPERATOR) as c:
         yield c
-    if app.state.event_store is not None:
-        app.state.event_store.close()
 
 
 def jpeg(image) -> bytes:
@@ -77,7 +67,7 @@ def test_web_cannot_lower_the_privacy_threshold(client):
     assert client.get("/api/v1/events/gala/report?min_group_size=10").json()["min_group_size"] == 10
 
 
-def test_live_fragment_follows_a_running_ingest(client, app, tmp_path):
+def test_live_fragment_follows_a_running_ingest(client, events_db, tmp_path):
     """The event page polls a fragment: 304 while nothing changes, new numbers once an ingest commits."""
     client.post("/api/v1/events", json={"name": "exit"})
     page = client.get("/events/exit")
@@ -90,7 +80,7 @@ def test_live_fragment_follows_a_running_ingest(client, app, tmp_path):
     # Another writer (as `moodlens event ingest --camera` would be) adds observations to the same database.
     video = make_video(tmp_path / "cam.avi", [Crossing(0, 20), Crossing(5, 25, y=310, mirror=True)], frames=25,
                        size=(320, 240))
-    writer = EventStore(app.state.event_db)
+    writer = EventStore(events_db)
     ingest_video(writer, "exit", video, progress=False)
     writer.close()
     second = client.get("/events/exit/fragment", headers={"If-None-Match": etag})

@@ -13,27 +13,12 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from web_access import ACCESS, VIEWER
+from web_access import VIEWER
 
 from moodlens.events.store import PROB_COLUMNS, EventStore
-from moodlens.web.app import create_app
 from moodlens.web.report_cache import SingleFlightCache
 
 T0 = datetime(2025, 6, 1, 18, 0)
-
-
-@pytest.fixture(scope="module")
-def app():
-    return create_app(workers=1, access=ACCESS)
-
-
-@pytest.fixture
-def db(app, tmp_path):
-    app.state.event_db = f"sqlite:///{tmp_path / 'events.db'}"
-    app.state.event_store = None
-    yield app.state.event_db
-    if app.state.event_store is not None:
-        app.state.event_store.close()
 
 
 def fill(url: str, name: str, people: int, per_person: int = 3, hours: float = 3.0, seed: int = 0,
@@ -82,23 +67,23 @@ def test_single_flight_cache_builds_once_and_shares_results_and_errors():
         cache.get("nope", 1, fail)
 
 
-def test_web_builds_each_report_once_and_rebuilds_only_for_new_data(app, db):
-    fill(db, "big", people=8000, per_person=5)  # 40,000 observations: a build takes long enough to overlap
+def test_web_builds_each_report_once_and_rebuilds_only_for_new_data(events_app, events_db):
+    fill(events_db, "big", people=8000, per_person=5)  # 40,000 observations: a build takes long enough to overlap
 
     async def burst(paths: list[str]) -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=events_app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=VIEWER) as client:
             return await asyncio.gather(*(client.get(p) for p in paths))
 
     paths = ["/api/v1/events/big/report"] * 4 + ["/events/big/fragment"] * 4
     responses = asyncio.run(burst(paths))
     assert [r.status_code for r in responses] == [200] * 8
-    cache = app.state.report_cache
+    cache = events_app.state.report_cache
     assert cache.builds == 2  # one report, one HTML fragment, for eight concurrent requests
     assert len({r.json()["generated_at"] for r in responses[:4]}) == 1
     asyncio.run(burst(paths[:2]))
     assert cache.builds == 2  # nothing new: served from the cache
-    with EventStore(db) as store:
+    with EventStore(events_db) as store:
         [src] = store.sources("big")
         store.commit_batch(src.id, [{"frame": 10**6, "ts": T0, "track": 10**6, "box_w": 50, "box_h": 50,
                                      **dict.fromkeys(PROB_COLUMNS, 1 / 7)}], 10**6 + 1, True)
@@ -106,9 +91,9 @@ def test_web_builds_each_report_once_and_rebuilds_only_for_new_data(app, db):
     assert fresh.json()["totals"]["people"] == 8001 and cache.builds == 3
 
 
-def test_report_tables_as_csv(app, db):
-    fill(db, "gala", people=30, hours=2, starts_at=T0)
-    with TestClient(app, headers=VIEWER) as client:
+def test_report_tables_as_csv(events_app, events_db):
+    fill(events_db, "gala", people=30, hours=2, starts_at=T0)
+    with TestClient(events_app, headers=VIEWER) as client:
         r = client.get("/api/v1/events/gala/timeline.csv")
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(r.text)))
@@ -121,10 +106,10 @@ def test_report_tables_as_csv(app, db):
         assert "/api/v1/events/gala/timeline.csv" in page.text
 
 
-def test_compare_page_json_and_csv(app, db):
+def test_compare_page_json_and_csv(events_app, events_db):
     for i, name in enumerate(("week-1", "week-2", "week-3")):
-        fill(db, name, people=20 + 10 * i, hours=1 + i, seed=i, starts_at=T0 + timedelta(days=7 * i))
-    with TestClient(app, headers=VIEWER) as client:
+        fill(events_db, name, people=20 + 10 * i, hours=1 + i, seed=i, starts_at=T0 + timedelta(days=7 * i))
+    with TestClient(events_app, headers=VIEWER) as client:
         listing = client.get("/events")
         assert 'action="/events/compare"' in listing.text and 'name="e" value="week-2"' in listing.text
         page = client.get("/events/compare?e=week-1&e=week-2&e=week-3")

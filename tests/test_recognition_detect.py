@@ -3,7 +3,10 @@ threads), and detection scales chosen by face size (close-ups to 20 px faces).""
 
 from __future__ import annotations
 
+import os
+import platform
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,12 +15,24 @@ import skimage.data
 from events_media import background, face_sprite
 from recognition_media import astronaut_bgr, close_up, group_photo, match_boxes
 
-from moodlens.machine import resident_memory_bytes
 from moodlens.recognition.analyzer import Analyzer
 from moodlens.recognition.detect import DetectorUnavailable, YuNetDetector
 from moodlens.recognition.faces import Faces
 from moodlens.recognition.pyramid import detection_scales, merge_passes
 from moodlens.settings import AnalysisSettings
+
+
+def resident_memory_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc/self/statm``; elsewhere the peak from ``resource``)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if platform.system() == "Darwin" else peak * 1024
 
 
 @pytest.fixture(scope="module")

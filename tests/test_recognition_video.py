@@ -4,6 +4,7 @@ summaries, bad videos, CLI."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 
 import cv2
@@ -41,7 +42,7 @@ def analysed(request, analyzer, two_faces_video, tmp_path_factory):
     d = tmp_path_factory.mktemp(f"every{request.param}")
     summary = analyze_video(two_faces_video, analyzer, csv_path=d / "rows.csv", out=d / "annotated.mp4",
                             detect_every=request.param, progress=False)
-    return request.param, summary, list(csv.DictReader((d / "rows.csv").open())), d / "annotated.mp4"
+    return request.param, summary, list(csv.DictReader(io.StringIO((d / "rows.csv").read_text()))), d / "annotated.mp4"
 
 
 def _ids_per_row(rows: list[dict]) -> dict[int, set[str]]:
@@ -159,7 +160,7 @@ def test_camera_that_cannot_open_and_a_file_as_camera(analyzer, two_faces_video,
     rows = tmp_path / "cam.csv"
     summary = run_camera(str(two_faces_video), analyzer, headless=True, csv_path=rows, detect_every=4)
     assert summary.frames == N_FRAMES and summary.completed and not summary.ended_early
-    assert len(list(csv.DictReader(rows.open()))) == 2 * N_FRAMES
+    assert len(list(csv.DictReader(io.StringIO(rows.read_text())))) == 2 * N_FRAMES
     assert run_camera(str(two_faces_video), analyzer, headless=True, max_frames=3, detect_every=3).frames == 3
 
 
@@ -185,7 +186,7 @@ def test_cli_analyze_video_camera(tmp_path, two_faces_video):
     data = json.loads((tmp_path / "r.json").read_text())
     assert len(data["images"]) == 1 == len(data["errors"]) and len(data["images"][0]["faces"]) == 1
     assert (tmp_path / "ann" / "astro.annotated.jpg").is_file()
-    assert len(list(csv.DictReader((tmp_path / "r.csv").open()))) == 1
+    assert len(list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))) == 1
 
     res = runner.invoke(app, ["video", str(two_faces_video), "--detect-every", "6", "--csv", str(tmp_path / "v.csv"),
                               "--json", str(tmp_path / "v.json"), "--no-progress"])
@@ -194,7 +195,7 @@ def test_cli_analyze_video_camera(tmp_path, two_faces_video):
     assert summary["overall"]["tracks"] == 2 and summary["overall"]["timeline"]
     assert all(t["segments"] and t["segments"][0]["start_s"] == 0.0 for t in summary["tracks"])
     assert "over time: happy 0.0-0.9 s" in res.output
-    assert all(r["time_s"] != "" for r in csv.DictReader((tmp_path / "v.csv").open()))
+    assert all(r["time_s"] != "" for r in csv.DictReader(io.StringIO((tmp_path / "v.csv").read_text())))
 
     res = runner.invoke(app, ["video", str(tmp_path / "missing.mp4")])
     assert res.exit_code == 1 and "file not found" in res.output

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import functools
 import http.server
+import io
 import json
 import socket
 import threading
@@ -65,7 +66,7 @@ def spans(rows: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
 
 
 def csv_spans(path: Path) -> list[tuple[int, int, int]]:
-    return spans([(r["frame"], r["track_id"]) for r in csv.DictReader(path.open())])
+    return spans([(r["frame"], r["track_id"]) for r in csv.DictReader(io.StringIO(path.read_text()))])
 
 
 def store_spans(db: str, event: str) -> list[tuple[int, int, int]]:
@@ -294,6 +295,7 @@ def test_chromium_plays_the_annotated_video(analyzer, tmp_path):
             browser.close()
     finally:
         httpd.shutdown()
+        httpd.server_close()
     assert played.get("width") == 640 and played.get("height") == 360 and played.get("time", 0) > 0.2, played
 
 

@@ -306,10 +306,13 @@ def test_event_loop_stays_free_during_a_long_batch(app):
 
 
 def _model_copy(tmp_path: Path, card_update: dict) -> Path:
-    """The shipped model under another name, its card changed through ModelCard (so still a valid card)."""
+    """The shipped model under another name, with the flip-free graph its card names (video and the live page
+    use it), its card changed through ModelCard (so still a valid card)."""
     model = tmp_path / "m.onnx"
     shutil.copy(default_model_path(), model)
     card = ModelCard.of_model(default_model_path())
+    if card.flip_free_graph:
+        shutil.copy(default_model_path().with_name(card.flip_free_graph), tmp_path / card.flip_free_graph)
     ModelCard.model_validate(card.model_dump() | card_update).save(model.with_suffix(".json"))
     return model
 

@@ -303,5 +303,6 @@ def test_another_site_cannot_post_into_an_event(server, tmp_path):
                 browser.close()
     finally:
         evil.shutdown()
+        evil.server_close()
     report = httpx.get(f"{server}/api/v1/events/xsite/report", headers=OPERATOR).json()
     assert report["totals"]["faces"] == 1  # only the same-origin upload was stored

@@ -199,7 +199,7 @@ class Provenance(_Frozen):
 
 
 class Speed(_Frozen):
-    """Faces per second through ONNX Runtime, preprocessing included (``moodlens.machine.faces_per_second``)."""
+    """Faces per second through ONNX Runtime, preprocessing included (``moodlens.train.speed.faces_per_second``)."""
 
     onnxruntime_faces_per_s_batch1: int = Field(gt=0)
     onnxruntime_faces_per_s_batch64: int = Field(gt=0)

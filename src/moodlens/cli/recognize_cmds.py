@@ -4,8 +4,9 @@ run_camera."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,7 +30,7 @@ from moodlens.cli.options import (
     stream_settings,
 )
 from moodlens.distributed.cluster import ClusterError
-from moodlens.settings import DEFAULTS, STREAM_DEFAULTS, VIDEO_DEFAULTS, AnalysisSettings
+from moodlens.settings import DEFAULTS, STREAM_DEFAULTS, VIDEO_DEFAULTS, AnalysisSettings, StreamSettings
 from moodlens.textsafe import terminal_text
 from moodlens.wording import plural
 
@@ -84,13 +85,8 @@ def analyze(
 ) -> None:
     """Find every face in photos and classify its expression; files that cannot be analysed (videos, other
     files, unreadable images) are reported with the reason and skipped."""
-    import cv2
-
-    from moodlens.csvfile import FACE_FIELDS, CsvWriter
-    from moodlens.events.model_facts import model_facts
-    from moodlens.recognition.annotate import annotate
+    from moodlens.cli.photo_outputs import PhotoOutputs
     from moodlens.recognition.inputs import find_inputs
-    from moodlens.recognition.schema import FileError, ImageResult, ImageResults, ModelRef
 
     if ray:  # a missing extra or a malformed address is reported before anything is written
         from moodlens.distributed.cluster import import_ray, parse_address
@@ -99,36 +95,18 @@ def analyze(
         parse_address(ray)
     analyzer = _analyzer(model, detector, min_confidence, min_face, max_side)
     inputs = find_inputs(paths)
-    results = ImageResults(model=ModelRef.from_facts(model_facts(analyzer)), images=[])
-    rows = CsvWriter(csv_path, ["file", *FACE_FIELDS]) if csv_path else None
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
+    outputs = PhotoOutputs(analyzer, out=out, csv_path=csv_path, scores=scores, blur=blur)
     for index, item in enumerate(inputs):
         if item.skip:
-            results.errors.append(FileError(index=index, filename=str(item.path), kind=item.skip, reason=item.reason))
-            typer.secho(f"skipped {terminal_text(str(item.path))}: {item.reason}", fg="yellow", err=True)
+            outputs.skipped(index, item.path, item.skip, item.reason)
     todo = [(k, item.path) for k, item in enumerate(inputs) if not item.skip]
     analysed = _analysed([path for _, path in todo], analyzer, ray, images=out is not None)
     for (index, _), (path, faces, image, size) in zip(todo, analysed, strict=True):
-        name = terminal_text(str(path))
         if isinstance(faces, Exception):
-            reason = str(faces).removeprefix(f"{path}: ")
-            results.errors.append(FileError(index=index, filename=str(path), kind=faces.kind, reason=reason))
-            typer.secho(f"skipped {name}: {reason}", fg="yellow", err=True)
-            continue
-        results.images.append(ImageResult.from_faces(index, str(path), size, faces))
-        if rows:
-            rows.write_rows(faces.to_records(file=str(path)))
-        summary = ", ".join(f"{f.emotion} {f.confidence:.0%}" for f in faces) or "no face"
-        typer.echo(f"{name}: {plural(len(faces), 'face')}: {summary}")
-        if out:
-            target = out / (path.stem + ".annotated.jpg")
-            cv2.imwrite(str(target), annotate(image, faces, scores=scores, blur=blur))
-    if rows:
-        rows.close()
-    results.errors.sort(key=lambda e: e.index)
-    if json_path:
-        json_path.write_text(results.to_json(indent=2))
+            outputs.skipped(index, path, faces.kind, str(faces).removeprefix(f"{path}: "))
+        else:
+            outputs.analysed(index, path, size, faces, image)
+    results = outputs.close(json_path)
     typer.echo(analysis_summary(results))
     if not results.images:
         raise typer.Exit(1)
@@ -167,17 +145,13 @@ def video(
     max_side: MaxSideOpt = DEFAULTS.max_side,
 ) -> None:
     """Analyse a video file: faces tracked across frames, expressions summarised per track and over time."""
-    from moodlens.stream import StreamError, analyze_video
+    from moodlens.stream import analyze_video
 
     settings = stream_settings(every=every, detect_every=detect_every, track_gap_s=track_gap_s,
                                smoothing=smoothing, min_segment_s=min_segment_s)
     analyzer = _analyzer(model, detector, min_confidence, min_face, max_side, VIDEO_DEFAULTS)
-    try:
-        summary = analyze_video(file, analyzer, out=out, csv_path=csv_path, json_path=json_path, scores=scores,
-                                blur=blur, progress=progress, settings=settings)
-    except StreamError as exc:
-        raise fail(str(exc)) from exc
-    _report(summary)
+    _run_and_report(analyze_video, file, analyzer, settings, out=out, csv_path=csv_path, json_path=json_path,
+                    scores=scores, blur=blur, progress=progress)
 
 
 def camera(
@@ -206,7 +180,7 @@ def camera(
 ) -> None:
     """Live camera or stream: a window with boxes, labels and FPS (q or Esc quits), or --headless to write
     results. A stream that drops is reopened with backoff; Ctrl-C stops."""
-    from moodlens.stream import StreamError, run_camera
+    from moodlens.stream import run_camera
 
     if headless and not (csv_path or json_path or out):
         typer.secho("note: --headless without --csv/--json/--out only prints the summary at the end", err=True)
@@ -214,9 +188,18 @@ def camera(
                                smoothing=smoothing, min_segment_s=min_segment_s, open_timeout_s=open_timeout_s,
                                max_offline_s=max_offline_s, drop_late_frames=drop_late_frames)
     analyzer = _analyzer(model, detector, min_confidence, min_face, max_side, VIDEO_DEFAULTS)
+    _run_and_report(run_camera, index, analyzer, settings, headless=headless, out=out, csv_path=csv_path,
+                    json_path=json_path, scores=scores, max_frames=max_frames)
+
+
+def _run_and_report(run: Callable[..., Any], source: str | Path, analyzer, settings: StreamSettings,  # noqa: ANN001
+                    **sinks: Any) -> None:
+    """``run(source, analyzer, settings=settings, **sinks)`` (the stream engine's ``analyze_video`` or
+    ``run_camera``), then its summary on the terminal; a stream that cannot be read is one error line."""
+    from moodlens.stream import StreamError
+
     try:
-        summary = run_camera(index, analyzer, headless=headless, out=out, csv_path=csv_path, json_path=json_path,
-                             scores=scores, max_frames=max_frames, settings=settings)
+        summary = run(source, analyzer, settings=settings, **sinks)
     except StreamError as exc:
         raise fail(str(exc)) from exc
     _report(summary)

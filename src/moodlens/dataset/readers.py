@@ -1,7 +1,8 @@
 """Readers for the two common FER2013 layouts.
 
 * the challenge CSV (``emotion,pixels,Usage``; plain or gzipped), and
-* the image-folder layout (``<split>/<emotion>/*.jpg|png``).
+* the image-folder layout (``<split>/<emotion>/*.png``, or any image suffix the loader takes:
+  :data:`moodlens.recognition.imageio.IMAGE_SUFFIXES`).
 
 Both return a :class:`FaceDataset` of uint8 48x48 faces. Bad rows or files raise
 :class:`DataError` naming the file and row or path, unless ``skip_bad`` is set,
@@ -19,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from moodlens.recognition.imageio import IMAGE_SUFFIXES
 from moodlens.spec import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, label_index
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 #: Folder names of the image-folder layout, mapped to CSV ``Usage`` names.
 FOLDER_SPLITS = {"train": "Training", "training": "Training", "test": "PublicTest",
                  "val": "PublicTest", "validation": "PublicTest", "publictest": "PublicTest",

@@ -2,7 +2,7 @@
 (``ray start --head``, then ``ray start --address HEAD`` per worker): for the fleet check, benchmarks and tests.
 
 Each node is a ``ray start --block`` process in its own process group, stopped by signalling that group only:
-``ray stop`` would stop every Ray process on the machine, other people's included.
+``ray stop`` would stop every Ray process on the machine, those of other programs included.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-#: Ray kills its workers when the whole machine is short of memory; on a machine shared with other work that
-#: is someone else's memory, so these clusters leave that to the kernel.
+#: Ray kills its workers when the whole machine is short of memory; on a machine busy with other programs that
+#: is their memory, so these clusters leave that to the kernel.
 QUIET_MEMORY_MONITOR = {"RAY_memory_monitor_refresh_ms": "0"}
 #: ... and shut down in seconds.
 NODE_ENV = {**QUIET_MEMORY_MONITOR, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "3"}

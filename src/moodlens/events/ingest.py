@@ -23,13 +23,11 @@ from tqdm import tqdm
 from moodlens.events.model_facts import model_facts
 from moodlens.events.store import PROB_COLUMNS, EventStore, Source, to_utc_naive, utcnow
 from moodlens.recognition.faces import Faces
+from moodlens.recognition.imageio import iter_image_paths
 from moodlens.wording import plural
 
 if TYPE_CHECKING:  # the Analyzer loads ONNX models: imported only when one is made
     from moodlens.recognition.analyzer import Analyzer
-
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
 
 @dataclass
 class IngestResult:
@@ -140,11 +138,12 @@ def _check_every(every: int) -> None:
 
 
 def list_photos(directory: str | Path) -> list[Path]:
-    """Image files under ``directory`` (recursively), in a stable order."""
+    """Image files under ``directory`` (recursively, by :data:`~moodlens.recognition.imageio.IMAGE_SUFFIXES`),
+    in a stable order: the files ``moodlens analyze DIR`` takes."""
     root = Path(directory).expanduser()
     if not root.is_dir():
         raise NotADirectoryError(f"photo folder not found: {root}")
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+    return iter_image_paths([root])
 
 
 def photo_time(path: Path | None, data: bytes | None = None) -> datetime | None:

@@ -93,34 +93,53 @@ def _disk_full(path: Path) -> bool:
 
 
 def _reason(url: str, exc: BaseException) -> str:
+    """What went wrong, in words: a missing driver, a file-system error, the state of a SQLite file's file
+    system and folder, or the database's own message (translated when it is a known one)."""
     if isinstance(exc, ModuleNotFoundError | NoSuchModuleError):
-        if make_url(url).get_backend_name() == "postgresql":
-            return "PostgreSQL needs the psycopg driver, which is not installed: pip install 'moodlens[postgres]'"
-        return f"the database driver is not installed ({exc})"
+        return _missing_driver(url, exc)
     if isinstance(exc, OSError):
-        if exc.errno == errno.EROFS:
-            return f"the file system is read-only ({exc.filename})"
-        if exc.errno == errno.ENOSPC:
-            return "the disk is full"
-        return f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+        return _os_error(exc)
     original = getattr(exc, "orig", None) or exc
     text = " ".join(str(original).split())
     lower = text.lower()
     path = _sqlite_path(url)
-    if path is not None and _read_only_file_system(path):
-        return "the file system is read-only"
-    if path is not None and _disk_full(path):
+    in_file_system = _sqlite_file_problem(path, lower) if path is not None else None
+    return in_file_system or _known_reason(lower) or text[:300] or type(original).__name__
+
+
+def _missing_driver(url: str, exc: BaseException) -> str:
+    if make_url(url).get_backend_name() == "postgresql":
+        return "PostgreSQL needs the psycopg driver, which is not installed: pip install 'moodlens[postgres]'"
+    return f"the database driver is not installed ({exc})"
+
+
+def _os_error(exc: OSError) -> str:
+    if exc.errno == errno.EROFS:
+        return f"the file system is read-only ({exc.filename})"
+    if exc.errno == errno.ENOSPC:
         return "the disk is full"
-    if "unable to open database file" in lower and path is not None:
-        if path.is_dir():
-            return "the path is a folder, not a database file"
-        if not path.parent.is_dir():
-            return f"the folder {path.parent} does not exist"
-        return "the file cannot be opened (check its permissions and the file system)"
-    for needle, meaning in _KNOWN_REASONS:
-        if needle in lower:
-            return meaning
-    return text[:300] or type(original).__name__
+    return f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+
+
+def _sqlite_file_problem(path: Path, message: str) -> str | None:
+    """Why the SQLite file at ``path`` failed, found by looking at its file system and folder; ``message``
+    is the driver's message in lower case. ``None`` when nothing there explains it."""
+    if _read_only_file_system(path):
+        return "the file system is read-only"
+    if _disk_full(path):
+        return "the disk is full"
+    if "unable to open database file" not in message:
+        return None
+    if path.is_dir():
+        return "the path is a folder, not a database file"
+    if not path.parent.is_dir():
+        return f"the folder {path.parent} does not exist"
+    return "the file cannot be opened (check its permissions and the file system)"
+
+
+def _known_reason(message: str) -> str | None:
+    """The meaning of a known SQLite or PostgreSQL ``message`` (lower case), else ``None``."""
+    return next((meaning for needle, meaning in _KNOWN_REASONS if needle in message), None)
 
 
 @contextmanager

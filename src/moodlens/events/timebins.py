@@ -121,26 +121,11 @@ def report_period(ts_us: np.ndarray, starts_at: datetime | None, ends_at: dateti
         inside &= ts_us >= lo
     if hi is not None:
         inside &= ts_us <= hi
-    if lo is not None and hi is not None:
-        start, end, basis = lo, hi, "the event window"
-    else:
-        seen = ts_us[inside]
-        if not len(seen):
-            if lo is None and hi is None:
-                return None, inside
-            start = end = lo if lo is not None else hi
-            basis = "the event window (no observations inside it yet)"
-        elif lo is not None:
-            start, end = lo, int(min(seen.max(), lo + OPEN_PERIOD))
-            basis = "the event start to the last observation"
-        elif hi is not None:
-            start, end = int(max(seen.min(), hi - OPEN_PERIOD)), hi
-            basis = "the first observation to the event end"
-        else:
-            start, end = _busiest_period(np.sort(seen))
-            basis = "the observed span" if (start, end) == (int(seen.min()), int(seen.max())) else \
-                f"the busiest {OPEN_PERIOD // DAY} days of observations (no event window set)"
-        inside &= (ts_us >= start) & (ts_us <= end)
+    period = _period(ts_us[inside], lo, hi)
+    if period is None:
+        return None, inside
+    start, end, basis = period
+    inside &= (ts_us >= start) & (ts_us <= end)  # an open period may end before the last observation
     closed = hi is None  # the period ends at the last observation, not at a window's end
     step = bin_us if bin_us is not None else choose_step(start, end, closed=closed)
     axis = TimeAxis(start, end, step, basis, closed)
@@ -148,6 +133,25 @@ def report_period(ts_us: np.ndarray, starts_at: datetime | None, ends_at: dateti
         raise ValueError(f"bins of {step_label(step)} give {axis.bins} bins over this period; at most {MAX_BINS}: "
                          f"use wider bins, or leave the width out to have it chosen")
     return axis, inside
+
+
+def _period(seen: np.ndarray, lo: int | None, hi: int | None) -> tuple[int, int, str] | None:
+    """``(start, end, basis)`` of the report period from the window's ends (``None``: not set) and the times
+    ``seen`` inside them: the window when both ends are set, else an open period of at most
+    :data:`OPEN_PERIOD` reaching to the observations; ``None`` when there is neither window nor observation."""
+    if lo is not None and hi is not None:
+        return lo, hi, "the event window"
+    if not len(seen):
+        edge = lo if lo is not None else hi
+        return None if edge is None else (edge, edge, "the event window (no observations inside it yet)")
+    if lo is not None:
+        return lo, int(min(seen.max(), lo + OPEN_PERIOD)), "the event start to the last observation"
+    if hi is not None:
+        return int(max(seen.min(), hi - OPEN_PERIOD)), hi, "the first observation to the event end"
+    start, end = _busiest_period(np.sort(seen))
+    if (start, end) == (int(seen.min()), int(seen.max())):
+        return start, end, "the observed span"
+    return start, end, f"the busiest {OPEN_PERIOD // DAY} days of observations (no event window set)"
 
 
 def _busiest_period(ts: np.ndarray) -> tuple[int, int]:

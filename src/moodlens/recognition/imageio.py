@@ -21,7 +21,8 @@ MIN_SIDE: int = 8
 
 ColorOrder = Literal["bgr", "rgb"]
 
-# Leading bytes of the formats OpenCV decodes; used to reject non-images before decoding.
+# Leading bytes of the formats OpenCV decodes; used to reject non-images before decoding (WebP: RIFF....WEBP,
+# in sniff_format).
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "jpeg"),
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -30,11 +31,18 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"GIF89a", "gif"),
     (b"II*\x00", "tiff"),
     (b"MM\x00*", "tiff"),
-    (b"P5", "pnm"),
-    (b"P6", "pnm"),
-    (b"P2", "pnm"),
-    (b"P3", "pnm"),
+    # PBM, PGM, PPM: plain text (P1-P3) or binary (P4-P6).
+    (b"P1", "pnm"), (b"P2", "pnm"), (b"P3", "pnm"), (b"P4", "pnm"), (b"P5", "pnm"), (b"P6", "pnm"),
 )
+#: The file names of each format the loader reads (the keys are what :func:`sniff_format` returns).
+FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "jpeg": (".jpg", ".jpeg", ".jpe"), "png": (".png",), "bmp": (".bmp",), "gif": (".gif",),
+    "tiff": (".tif", ".tiff"), "webp": (".webp",), "pnm": (".pnm", ".pbm", ".pgm", ".ppm"),
+}
+#: Suffixes of the image files taken from a folder, in every command that reads folders (``analyze``,
+#: ``event ingest --photos``, the Ray photo path, the dataset's image folders); ``analyze`` also tries a file
+#: named explicitly, whatever its name.
+IMAGE_SUFFIXES: frozenset[str] = frozenset(suffix for names in FORMAT_SUFFIXES.values() for suffix in names)
 
 
 class ImageError(ValueError):
@@ -235,11 +243,6 @@ def load_image(src: str | Path | bytes | bytearray | memoryview | np.ndarray, ma
             raise ImageError(f"{path}: cannot read ({exc.strerror or exc})", kind="unreadable") from exc
         return decode_image(data, name=str(path), max_pixels=max_pixels)
     raise TypeError(f"cannot load an image from {type(src).__name__}; pass a path, bytes or a numpy array")
-
-
-#: File suffixes picked up when a folder is given (explicitly named files are always tried).
-IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff",
-                                            ".webp", ".pgm", ".ppm", ".pnm", ".pbm"})
 
 
 def iter_image_paths(paths: list[str | Path] | tuple[str | Path, ...]) -> list[Path]:

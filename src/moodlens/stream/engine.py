@@ -161,34 +161,46 @@ class _Engine:
         open_streams = set(range(len(self.streams)))
         try:
             while open_streams and (batch := self._batch()) is not None:
-                mirror = []
-                for k, item, _ in batch:
-                    if isinstance(item, Frame):
-                        mirror.append(self._mirrored[k])
-                        self._mirrored[k] = not self._mirrored[k]
-                    else:
-                        mirror.append(False)
-                todo = [i for i, (_, item, faces) in enumerate(batch) if isinstance(item, Frame) and len(faces)]
-                done = dict(zip(todo, classify_frames(self.analyzer, [batch[i][1:] for i in todo],
-                                                      [mirror[i] for i in todo]) if todo else [], strict=True))
-                for i, (k, item, faces) in enumerate(batch):
-                    s = self.streams[k]
-                    if isinstance(item, Frame):
-                        out = s.pipeline.finish(item, done.get(i, faces))
-                        for sink in s.sinks:
-                            sink.write(item, out)
-                    elif isinstance(item, SourceEvent):
-                        s.pipeline.summary.add_event(item)
-                        for sink in s.sinks:
-                            sink.status(item)
-                    else:
+                for (k, item, located), classified in zip(batch, self._classify(batch), strict=True):
+                    if item is _END:
                         open_streams.discard(k)
-                        self.close(s)
+                        self.close(self.streams[k])
+                    else:
+                        self._deliver(self.streams[k], item, located if classified is None else classified)
         except BaseException as exc:  # noqa: BLE001
             self.fail(exc)
         finally:
             for k in open_streams:  # after an error: commit and close what was analysed
                 self.close(self.streams[k])
+
+    def _classify(self, batch: list[tuple[int, Any, Faces | None]]) -> list[Faces | None]:
+        """The classified faces of each frame of ``batch`` that has any (``None`` for the other items), in one
+        call; each stream's frames alternate between plain and mirrored (used by ``flip="alternate"``)."""
+        mirror = [self._next_mirrored(k) if isinstance(item, Frame) else False for k, item, _ in batch]
+        todo = [i for i, (_, item, faces) in enumerate(batch) if isinstance(item, Frame) and len(faces)]
+        if not todo:
+            return [None] * len(batch)
+        classified = classify_frames(self.analyzer, [batch[i][1:] for i in todo], [mirror[i] for i in todo])
+        done = dict(zip(todo, classified, strict=True))
+        return [done.get(i) for i in range(len(batch))]
+
+    def _next_mirrored(self, k: int) -> bool:
+        """Whether stream ``k``'s next frame is classified mirrored; flips it for the frame after."""
+        mirrored = self._mirrored[k]
+        self._mirrored[k] = not mirrored
+        return mirrored
+
+    def _deliver(self, s: Stream, item: Frame | SourceEvent, faces: Faces | None) -> None:
+        """A frame to the pipeline's last stages (smoothing, summary) and to the sinks; a source event (went
+        offline, came back) to the summary and the sinks."""
+        if isinstance(item, Frame):
+            out = s.pipeline.finish(item, faces)
+            for sink in s.sinks:
+                sink.write(item, out)
+        else:
+            s.pipeline.summary.add_event(item)
+            for sink in s.sinks:
+                sink.status(item)
 
     def close(self, s: Stream) -> StreamSummary:
         summary = s.pipeline.close()

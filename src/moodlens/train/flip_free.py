@@ -29,7 +29,23 @@ def without_flip_average(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
-    face_input, output = graph.input[0].name, graph.output[0].name
+    kept_output = _unmirrored_softmax(graph, _mirror_branch(graph))
+    nodes, needed = _nodes_feeding(graph, kept_output)
+    output = graph.output[0].name
+    for node in nodes:  # the kept softmax now writes the graph's output
+        node.output[:] = [output if name == kept_output else name for name in node.output]
+    initializers = [t for t in graph.initializer if t.name in needed]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    onnx.checker.check_model(model)
+    return model
+
+
+def _mirror_branch(graph: onnx.GraphProto) -> set[str]:
+    """Names of every value computed from the mirror image of the input (the one ``Slice`` of it)."""
+    face_input = graph.input[0].name
     mirrors = [n for n in graph.node if n.op_type == "Slice" and face_input in n.input]
     if len(mirrors) != 1:
         raise ValueError(f"expected one mirroring Slice of {face_input!r}, found {len(mirrors)}: "
@@ -38,24 +54,25 @@ def without_flip_average(model: onnx.ModelProto) -> onnx.ModelProto:
     for node in graph.node:  # nodes are topologically sorted: one sweep follows the branch
         if mirrored.intersection(node.input):
             mirrored.update(node.output)
+    return mirrored
+
+
+def _unmirrored_softmax(graph: onnx.GraphProto, mirrored: set[str]) -> str:
+    """The output of the one ``Softmax`` outside the mirror branch."""
     softmaxes = [n for n in graph.node if n.op_type == "Softmax" and n.output[0] not in mirrored]
     if len(softmaxes) != 1:
         raise ValueError(f"expected one Softmax of the unmirrored face, found {len(softmaxes)}")
-    kept_output = softmaxes[0].output[0]
-    needed, nodes = {kept_output}, []
+    return softmaxes[0].output[0]
+
+
+def _nodes_feeding(graph: onnx.GraphProto, value: str) -> tuple[list[onnx.NodeProto], set[str]]:
+    """The nodes ``value`` is computed from, in graph order, and the names of every value they read."""
+    needed, nodes = {value}, []
     for node in reversed(graph.node):
         if needed.intersection(node.output):
             nodes.append(node)
             needed.update(node.input)
-    for node in nodes:
-        node.output[:] = [output if name == kept_output else name for name in node.output]
-    initializers = [t for t in graph.initializer if t.name in needed]
-    del graph.node[:]
-    graph.node.extend(reversed(nodes))
-    del graph.initializer[:]
-    graph.initializer.extend(initializers)
-    onnx.checker.check_model(model)
-    return model
+    return nodes[::-1], needed
 
 
 def flip_free_path(model: str | Path) -> Path:

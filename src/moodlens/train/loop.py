@@ -26,13 +26,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from moodlens.dataset.readers import FaceDataset
-from moodlens.machine import cpu_model
 from moodlens.spec import NUM_CLASSES
 from moodlens.textsafe import csv_row, csv_rows
 from moodlens.train.augment import augment, center_crop
 from moodlens.train.checkpoints import build_model, checkpoint_weights, load_checkpoint, save_atomically
 from moodlens.train.config import BALANCING, AugmentConfig, TrainConfig
 from moodlens.train.distill import Teachers, distill_loss, is_onnx_teacher, load_teachers
+from moodlens.train.speed import cpu_model
 
 __all__ = ["BALANCING", "AugmentConfig", "TrainConfig", "build_model", "load_checkpoint", "predict_probs", "train"]
 
@@ -47,7 +47,7 @@ def train(cfg: TrainConfig, data: FaceDataset, out_dir: str | Path, resume: bool
     """Train on ``cfg.train_split``, report on ``cfg.val_split``; return the final checkpoint path.
 
     ``stop_after_epoch``: leave after that epoch's checkpoint (the schedule still spans
-    ``cfg.epochs``), so a long run can be done in sessions with ``resume=True``; returns ``last.pt`` then.
+    ``cfg.epochs``), so a long run can be done in parts with ``resume=True``; returns ``last.pt`` then.
     ``time_budget_s``: lower ``cfg.epochs`` to what fits in that many seconds, timed on this machine
     before training starts (recorded in ``config.json`` and ``budget.json``, so the run can be repeated
     with ``epochs`` set); ignored when resuming, which keeps the checkpoint's epoch count.
@@ -283,7 +283,7 @@ def start_run(cfg: TrainConfig, batches: TrainingData, teachers: Teachers, dev: 
 
 
 def check_resumable(cfg: TrainConfig, saved: dict | None, path: Path) -> None:
-    """Device and thread count may change between sessions (e.g. continue on a GPU); the recipe may not."""
+    """Device and thread count may change between parts of a run (e.g. continue on a GPU); the recipe may not."""
     if saved is not None and _recipe(TrainConfig.from_dict(saved["config"])) != _recipe(cfg):
         raise ValueError(f"{path} was trained with a different config; start a new run directory")
 

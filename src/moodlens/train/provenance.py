@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 
 from moodlens.card import ModelCard, NetProvenance
-from moodlens.machine import cpu_model
 from moodlens.recognition.classifier import resolve_model
 from moodlens.train.checkpoints import checkpoint_weights
 from moodlens.train.distill import is_onnx_teacher
+from moodlens.train.speed import cpu_model
 
 
 @functools.cache

@@ -16,11 +16,11 @@ from pathlib import Path
 from moodlens.card import HistoryEntry, ModelCard, Speed, SplitMetrics, card_path
 from moodlens.dataset.evaluate import evaluate
 from moodlens.dataset.readers import FaceDataset, load_dataset
-from moodlens.machine import cpu_model, faces_per_second
 from moodlens.recognition.classifier import EmotionClassifier, models_dir
 from moodlens.train.card_markdown import render_markdown
 from moodlens.train.export import calibration_sample, export_onnx
 from moodlens.train.flip_free import write_flip_free_graph
+from moodlens.train.speed import cpu_model, faces_per_second
 
 #: Real PublicTest faces in the export's parity check.
 PARITY_FACES = 256

@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
@@ -202,27 +202,34 @@ async def read_uploads(request: Request, settings: WebSettings, field: str = "fi
                                  f"{limit / MB:g} MB")
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise HTTPException(415, f"send the images as multipart/form-data in the field '{field}'")
-    body = _bounded(request.stream(), limit, settings.read_timeout_s, settings.body_timeout_s)
+    form = await _parse_form(request, settings)
+    try:
+        uploads = [item for item in form.getlist(field) if isinstance(item, UploadFile)]
+        if not uploads:
+            raise HTTPException(422, f"no files: send one or more images in the multipart field '{field}'")
+        files = []
+        for i, upload in enumerate(uploads):
+            upload.file.seek(0)
+            files.append((upload.filename or f"file-{i + 1}", upload.file.read()))
+        return files
+    finally:
+        await form.close()  # every part's buffer, those of other fields too
+
+
+async def _parse_form(request: Request, settings: WebSettings) -> FormData:
+    """The multipart body, parsed in memory within the limits (see :func:`read_uploads`)."""
+    body = _bounded(request.stream(), settings.max_upload_bytes, settings.read_timeout_s, settings.body_timeout_s)
     parser = _InMemoryMultiPartParser(request.headers, body, max_files=settings.max_files, max_fields=100,
-                                      spool_max_size=limit + 1)
+                                      spool_max_size=settings.max_upload_bytes + 1)
     try:
         with request.app.state.upload_gate:
-            form = await parser.parse()
+            return await parser.parse()
     except MultiPartException as exc:
         status = 413 if "Too many files" in exc.message else 400
         raise HTTPException(status, f"{exc.message} (limit: {settings.max_files} files per request)"
                             if status == 413 else f"malformed multipart body: {exc.message}") from None
     except ClientDisconnect:
         raise HTTPException(400, "the client closed the connection before the upload was complete") from None
-    uploads = [item for item in form.getlist(field) if isinstance(item, UploadFile)]
-    if not uploads:
-        raise HTTPException(422, f"no files: send one or more images in the multipart field '{field}'")
-    files = []
-    for i, upload in enumerate(uploads):
-        upload.file.seek(0)
-        files.append((upload.filename or f"file-{i + 1}", upload.file.read()))
-        upload.file.close()
-    return files
 
 
 def get_settings(request: Request) -> WebSettings:

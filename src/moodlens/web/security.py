@@ -26,7 +26,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from moodlens.web.auth import SAFE_METHODS, Access
+from moodlens.web.auth import SAFE_METHODS, Access, Role
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -93,6 +93,12 @@ def same_origin(origin: str, host_header: str, scheme: str) -> bool:
         return False
 
 
+def _cross_site(scope: Scope, method: str, headers: Headers) -> Response | None:
+    """The refusal of a state-changing request or WebSocket handshake sent by another site, else None."""
+    reason = cross_site_reason(scope, headers) if method not in SAFE_METHODS else None
+    return None if reason is None else JSONResponse({"detail": reason}, 403)
+
+
 def cross_site_reason(scope: Scope, headers: Headers) -> str | None:
     """Why a state-changing request or WebSocket handshake comes from another site, or None if it does not."""
     origin = headers.get("origin")
@@ -129,30 +135,40 @@ class SecurityMiddleware:
         await self.app(scope, receive, send)
 
     def _check(self, scope: Scope) -> Response | None:
+        """The refusal for this request (steps 1 to 3 of the module doc), or None to let it through."""
         headers = Headers(scope=scope)
-        path = scope["path"]
         method = "WEBSOCKET" if scope["type"] == "websocket" else scope["method"]
-        if not self.access.enabled:
-            client = (scope.get("client") or ("", 0))[0]
-            if not (is_loopback(client) and is_loopback(_host_name(headers.get("host", "")))):
-                return JSONResponse({"detail": "this server runs without sign-in and answers only on its loopback "
-                                               "address (127.0.0.1 / localhost)"}, 403)
-        if method not in SAFE_METHODS:
-            reason = cross_site_reason(scope, headers)
-            if reason is not None:
-                return JSONResponse({"detail": reason}, 403)
-        cookies = cookie_parser(headers.get("cookie", ""))
-        role, _how = self.access.role_of(headers, cookies)
+        refusal = self._unreachable(scope, headers) or _cross_site(scope, method, headers)
+        if refusal is not None:
+            return refusal
+        role, _how = self.access.role_of(headers, cookie_parser(headers.get("cookie", "")))
         scope.setdefault("state", {})["role"] = role
-        needed = self.access.required_role("GET" if method == "WEBSOCKET" else method, path)
+        needed = self.access.required_role("GET" if method == "WEBSOCKET" else method, scope["path"])
         if self.access.allows(role, needed):
             return None
+        return self._not_allowed(scope, method, headers, role, needed)
+
+    def _unreachable(self, scope: Scope, headers: Headers) -> Response | None:
+        """Without sign-in, the refusal of a client that is not on loopback or names a non-loopback host."""
+        if self.access.enabled:
+            return None
+        client = (scope.get("client") or ("", 0))[0]
+        if is_loopback(client) and is_loopback(_host_name(headers.get("host", ""))):
+            return None
+        return JSONResponse({"detail": "this server runs without sign-in and answers only on its loopback "
+                                       "address (127.0.0.1 / localhost)"}, 403)
+
+    def _not_allowed(self, scope: Scope, method: str, headers: Headers, role: Role | None,
+                     needed: Role | None) -> Response:
+        """The answer to a request whose role is not enough: a page asks for sign-in (or goes to the role's
+        home), the API answers 401 (no role) or 403 (another role)."""
+        path = scope["path"]
         wants_page = method in ("GET", "HEAD") and not path.startswith("/api/") and "text/html" in headers.get(
             "accept", "")
+        if role is None and wants_page:
+            target = path + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", 303)
         if role is None:
-            if wants_page:
-                target = path + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
-                return RedirectResponse(f"/login?next={quote(target, safe='')}", 303)
             return JSONResponse({"detail": "sign in first: send 'Authorization: Bearer <token>' (the token "
                                            "`moodlens serve` printed or read) or open /login in a browser"}, 401,
                                 headers={"WWW-Authenticate": 'Bearer realm="moodlens"'})
