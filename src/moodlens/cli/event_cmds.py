@@ -122,13 +122,7 @@ def ingest_cmd(
     7 probabilities, box size) are stored. With --ray, each video and camera runs in its own Ray actor
     (docs/scaling.md); the store must then be PostgreSQL, or SQLite with --ray local."""
     videos, cameras = list(video or []), list(camera or [])
-    if photos is not None and (videos or cameras):
-        raise ValueError("--photos cannot be combined with --video or --camera; run them as separate ingests")
-    if photos is None and not (videos or cameras):
-        raise ValueError("give exactly one of --video FILE, --camera INDEX|URL (both repeatable) or --photos DIR")
-    if photos is not None and ray:
-        raise ValueError("--ray runs --video and --camera sources; analyse photo archives on Ray with "
-                         "`moodlens analyze PATH --ray ADDRESS`")
+    _check_sources(photos, videos, cameras, ray)
     from moodlens.recognition.analyzer import Analyzer
 
     base = DEFAULTS if photos is not None else VIDEO_DEFAULTS
@@ -156,6 +150,22 @@ def ingest_cmd(
                 results = ingest_streams(store, name, videos, cameras, Analyzer(analysis), settings=settings,
                                          start=_time(start, "--start"), commit_interval_s=commit_interval_s,
                                          progress=progress, max_frames=max_frames)
+    _print_results(results)
+
+
+def _check_sources(photos: Path | None, videos: list[Path], cameras: list[str], ray: str | None) -> None:
+    """One kind of ingest per command: streams (with or without --ray) or a photo folder."""
+    if photos is not None and (videos or cameras):
+        raise ValueError("--photos cannot be combined with --video or --camera; run them as separate ingests")
+    if photos is None and not (videos or cameras):
+        raise ValueError("give exactly one of --video FILE, --camera INDEX|URL (both repeatable) or --photos DIR")
+    if photos is not None and ray:
+        raise ValueError("--ray runs --video and --camera sources; analyse photo archives on Ray with "
+                         "`moodlens analyze PATH --ray ADDRESS`")
+
+
+def _print_results(results: list[IngestResult]) -> None:
+    """Each source's summary on stdout, after the items it skipped (on stderr)."""
     for result in results:
         for _name, reason, _kind in result.errors:
             typer.secho(f"skipped {terminal_text(reason)}", fg="yellow", err=True)
