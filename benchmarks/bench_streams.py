@@ -1,6 +1,6 @@
 """How many live 640x480 cameras at 10 frames/s one machine sustains without dropping frames.
 
-Each camera is a real MJPEG-over-HTTP stream served from this process (``tests/stream_media.py``: JPEG frames of
+Each camera is a real MJPEG-over-HTTP stream served from this process (``moodlens.stream.mjpeg``: JPEG frames of
 1-3 moving faces, paced at ``--fps``), read by OpenCV's FFmpeg backend. For N = 1, 2, ... cameras, one
 ``ingest_streams`` run (the stream engine with the SQLite event store as sink, faces of all cameras classified
 in shared batches) reads ``--seconds`` of each; the table shows frames analysed and dropped per N. It stops
@@ -20,16 +20,25 @@ from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the MJPEG camera the tests use
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_media import face_box_in_head, write_faces_video  # noqa: E402
 from machine import machine_facts  # noqa: E402
-from stream_media import MjpegServer, video_jpegs  # noqa: E402
 
 from moodlens.events.store import EventStore  # noqa: E402
 from moodlens.events.stream_ingest import ingest_streams  # noqa: E402
 from moodlens.recognition.analyzer import Analyzer  # noqa: E402
+from moodlens.stream.mjpeg import MjpegServer, video_jpegs  # noqa: E402
+
+
+def camera_jpegs(folder: Path, seconds: float, fps: float, analyzer: Analyzer) -> list[bytes]:
+    """JPEG frames of the benchmark camera (640x480, 1-3 moving faces): ``seconds`` at ``fps`` and two seconds
+    more, so that a camera never runs out before its reader has read ``seconds`` of it."""
+    video = folder / "cam.mp4"
+    write_faces_video(video, 150, (640, 480), face_box_in_head(analyzer.detect))
+    jpegs = video_jpegs(video, quality=80)
+    frames = int(seconds * fps)
+    return (jpegs * (frames // len(jpegs) + 2))[: frames + 2 * int(fps)]
 
 
 def main() -> None:
@@ -47,10 +56,7 @@ def main() -> None:
     analyzer = Analyzer(max_side=args.max_side)
     frames = int(args.seconds * args.fps)
     with tempfile.TemporaryDirectory() as tmp:
-        video = Path(tmp) / "cam.mp4"
-        write_faces_video(video, 150, (640, 480), face_box_in_head(analyzer.detect))
-        jpegs = video_jpegs(video, quality=80)
-        jpegs = (jpegs * (frames // len(jpegs) + 2))[: frames + 2 * int(args.fps)]
+        jpegs = camera_jpegs(Path(tmp), args.seconds, args.fps, analyzer)
         sustained = 0
         for n in range(1, args.max_cameras + 1):
             with ExitStack() as stack, EventStore(Path(tmp) / f"n{n}.db") as store:

@@ -64,3 +64,13 @@ def synthetic_fer_csv_gz(tmp_path_factory) -> Path:
     from fer_synthetic import synthetic_fer_csv
 
     return synthetic_fer_csv(tmp_path_factory.mktemp("fer") / "fer_synthetic.csv.gz")
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray cluster of 2 CPUs started for the test module (``--ray local`` then uses it)."""
+    pytest.importorskip("ray")
+    from ray_nodes import local_cluster
+
+    with local_cluster(num_cpus=2) as info:
+        yield info

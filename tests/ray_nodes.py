@@ -1,76 +1,71 @@
-"""A Ray cluster of separate nodes on this machine, started as an operator would (``ray start --head``, then
-``ray start --address``), for tests of joining a cluster by address.
-
-Each node is a ``ray start --block`` process in its own process group, stopped by signalling that group only:
-``ray stop`` would stop every Ray process on the machine, those of other programs included.
-"""
-
-from __future__ import annotations
+"""Ray test helpers: clusters of separate nodes on this machine (:mod:`moodlens.distributed.nodes`), and a
+detector that kills its own worker process once, at a chosen call."""
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from pathlib import Path
+from contextlib import contextmanager
 
-#: Ray kills its workers when the whole machine is short of memory; on a machine busy with other programs
-#: that is their memory, so test clusters leave that to the kernel.
-QUIET_MEMORY_MONITOR = {"RAY_memory_monitor_refresh_ms": "0"}
-#: ... and shut down in seconds.
-NODE_ENV = {**QUIET_MEMORY_MONITOR, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "3"}
-STARTED = "Ray runtime started."
+from moodlens.distributed.cluster import LOCAL, ClusterInfo, ray_cluster
+from moodlens.distributed.nodes import NODE_ENV, QUIET_MEMORY_MONITOR, free_port, ray_nodes
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_node(args: list[str], log: Path, timeout_s: float) -> subprocess.Popen:
-    ray_cli = Path(sys.executable).parent / "ray"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(ray_cli), "start", "--disable-usage-stats", "--block", *args], stdout=out,
-                                stderr=subprocess.STDOUT, env={**os.environ, **NODE_ENV}, start_new_session=True)
-    deadline = time.monotonic() + timeout_s
-    while STARTED not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop_node(proc)
-            raise RuntimeError(f"ray start {' '.join(args)} did not start:\n{log.read_text(errors='replace')}")
-        time.sleep(0.5)
-    return proc
-
-
-def _stop_node(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
-        with suppress(subprocess.TimeoutExpired):
-            proc.wait(grace_s)
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # whatever of that node is left
+__all__ = ["NODE_ENV", "QUIET_MEMORY_MONITOR", "dies_once_detector", "free_port", "local_cluster", "ray_nodes"]
 
 
 @contextmanager
-def ray_nodes(node_cpus: tuple[int, ...] = (1, 1), timeout_s: float = 180.0) -> Iterator[str]:
-    """A head node and one worker node per further entry of ``node_cpus``; yields the head's HOST:PORT."""
-    temp = Path(tempfile.mkdtemp(prefix="mlray-"))  # short: Ray's socket paths must fit in 107 bytes
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    nodes: list[subprocess.Popen] = []
+def local_cluster(num_cpus: int = 2) -> Iterator[ClusterInfo]:
+    """A local Ray cluster started in this process (as ``--ray local`` starts one), without Ray's memory monitor
+    (the machine's memory may be taken by other programs)."""
+    saved = {k: os.environ.get(k) for k in QUIET_MEMORY_MONITOR}
+    os.environ.update(QUIET_MEMORY_MONITOR)
     try:
-        nodes.append(_start_node(["--head", f"--port={port}", f"--num-cpus={node_cpus[0]}",
-                                  "--include-dashboard=false", f"--temp-dir={temp}"], temp / "head.log", timeout_s))
-        for i, cpus in enumerate(node_cpus[1:]):
-            nodes.append(_start_node([f"--address={address}", f"--num-cpus={cpus}"], temp / f"worker{i}.log",
-                                     timeout_s))
-        yield address
+        with ray_cluster(LOCAL, num_cpus=num_cpus) as info:
+            yield info
     finally:
-        for node in reversed(nodes):
-            _stop_node(node)
-        shutil.rmtree(temp, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def dies_once_detector(marker, on_call: int):  # noqa: ANN001, ANN201 - a detector object
+    """The real detector, but the process that makes its ``on_call``-th detection kills itself with SIGKILL, once
+    across the cluster (the marker file, created exclusively, holds the pid that died). A restarted process
+    counts its calls from zero again and carries on past ``on_call``.
+
+    Defined in a function so that Ray ships the class by value to worker processes that cannot import tests."""
+    import os
+    import signal
+
+    from moodlens.recognition.detect import create_detector
+
+    class DiesOnce:
+        name = "dies-once"
+
+        def __init__(self) -> None:
+            self.calls, self.real = 0, None
+
+        def __getstate__(self) -> dict:  # the real detector (a native handle) is made again where it runs
+            return {"calls": 0, "real": None}
+
+        def _real(self):  # noqa: ANN202
+            self.real = self.real or create_detector("auto")
+            return self.real
+
+        @property
+        def face_range(self):  # noqa: ANN202 - the real detector's, so that detection runs at the same scales
+            return getattr(self._real(), "face_range", None)
+
+        def detect(self, bgr):  # noqa: ANN001, ANN202
+            self.calls += 1
+            if self.calls == on_call:
+                try:
+                    fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:  # already killed once: a restarted process carries on
+                    return self._real().detect(bgr)
+                os.write(fd, str(os.getpid()).encode())
+                os.close(fd)
+                os.kill(os.getpid(), signal.SIGKILL)
+            return self._real().detect(bgr)
+
+    return DiesOnce()

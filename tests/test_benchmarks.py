@@ -112,3 +112,21 @@ def test_bench_streams_counts_cameras_and_drops():
     result = json.loads(out[out.index('{\n'):])
     [run] = result["runs"]
     assert run["cameras"] == 1 and run["frames_analysed"] + run["frames_dropped"] == 20
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_bench_ray_runs_live_cameras_in_one_process_and_through_ray(tmp_path):
+    pytest.importorskip("ray")
+    from ray_nodes import QUIET_MEMORY_MONITOR
+
+    out = tmp_path / "cameras.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_ray.py"), "--photos", "0", "--cameras", "2",
+                           "--camera-workers", "1", "--camera-seconds", "2", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **QUIET_MEMORY_MONITOR})
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads(out.read_text())["cameras"]
+    assert [(run["run"], run["cameras"]) for run in runs] == [("one process", 2), ("ray 1 worker(s)", 2)]
+    for run in runs:  # every frame read from each camera was analysed or dropped
+        assert [a + d for a, d in zip(run["frames_analysed"], run["frames_dropped"], strict=True)] == [20, 20]
+        assert run["observations"] > 0  # the cameras show faces

@@ -96,7 +96,8 @@ def test_bad_or_unreachable_address_is_one_line_at_once(tmp_path):
 
 
 def test_an_address_where_nothing_speaks_ray_times_out(tmp_path):
-    """A port that accepts connections and never answers (Ray's own ray.init waits for ever there)."""
+    """A port that accepts connections and never answers (Ray's own ray.init waits for ever there): one line,
+    without the retries Ray's core prints meanwhile (its first after 5 s)."""
     pytest.importorskip("ray")
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -104,14 +105,15 @@ def test_an_address_where_nothing_speaks_ray_times_out(tmp_path):
         port = server.getsockname()[1]
         code = ("from moodlens.distributed.cluster import ClusterError, ray_cluster\n"
                 "try:\n"
-                f"    with ray_cluster('127.0.0.1:{port}', timeout_s=3):\n"
+                f"    with ray_cluster('127.0.0.1:{port}', timeout_s=7):\n"
                 "        pass\n"
                 "except ClusterError as exc:\n"
                 "    print(exc)\n")
         t = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         elapsed = time.perf_counter() - t
-    assert f"no answer from a Ray cluster at 127.0.0.1:{port} within 3 s" in proc.stdout, proc.stderr
+    assert f"no answer from a Ray cluster at 127.0.0.1:{port} within 7 s" in proc.stdout, proc.stderr
+    assert proc.stderr == ""
     assert elapsed < 60
 
 

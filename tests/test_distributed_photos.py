@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ray_nodes import QUIET_MEMORY_MONITOR
+from ray_nodes import dies_once_detector
 from recognition_media import photo_archive
 from typer.testing import CliRunner
 
 pytest.importorskip("ray")
 
 from moodlens.cli import app  # noqa: E402
-from moodlens.distributed.cluster import LOCAL, ClusterError, ray_cluster  # noqa: E402
+from moodlens.distributed.cluster import LOCAL, ClusterError  # noqa: E402
 from moodlens.distributed.photos import analyze_paths_on_ray  # noqa: E402
 from moodlens.recognition.analyzer import Analyzer  # noqa: E402
 from moodlens.recognition.imageio import ImageError  # noqa: E402
@@ -26,21 +26,6 @@ from moodlens.settings import AnalysisSettings  # noqa: E402
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    saved = {k: os.environ.get(k) for k in QUIET_MEMORY_MONITOR}
-    os.environ.update(QUIET_MEMORY_MONITOR)
-    try:
-        with ray_cluster(LOCAL, num_cpus=2) as info:
-            yield info
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +55,7 @@ def test_archive_is_real(plain):
     assert counts.count(1) == 6 and counts.count(0) == 1 and counts.count(-1) == 1
 
 
-def test_cli_gives_the_same_files_and_messages_with_and_without_ray(cluster, archive, tmp_path):
+def test_cli_gives_the_same_files_and_messages_with_and_without_ray(ray_local, archive, tmp_path):
     def run(*extra: str) -> tuple[str, Path]:
         out = tmp_path / ("ray" if extra else "plain")
         result = runner.invoke(app, ["analyze", str(archive), "--json", str(out / "faces.json"), "--csv",
@@ -102,50 +87,19 @@ def test_cli_gives_the_same_files_and_messages_with_and_without_ray(cluster, arc
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_results_come_back_in_input_order(cluster, archive, plain, workers):
+def test_results_come_back_in_input_order(ray_local, archive, plain, workers):
     files = [path for path, _ in plain][::-1]  # not the sorted order a folder gives
     expected = list(reversed(plain))
     got = list(analyze_paths_on_ray(files, workers=workers))
     assert_same_results(expected, got)
 
 
-def test_more_workers_than_cpus_is_a_clear_error(cluster, archive):
+def test_more_workers_than_cpus_is_a_clear_error(ray_local, archive):
     with pytest.raises(ClusterError, match="3 workers need 3 CPUs; the Ray cluster at local has 2"):
         list(analyze_paths_on_ray([archive], workers=3))
 
 
-def dies_once_detector(marker: Path, on_call: int):  # noqa: ANN201 - a detector object
-    """The real detector, but the actor that makes its ``on_call``-th detection in this run kills its own
-    process with SIGKILL, once across the cluster (the marker file says which process died).
-
-    Defined in a function so that Ray ships the class by value to worker processes that cannot import tests."""
-    import signal
-
-    from moodlens.recognition.detect import create_detector
-
-    class DiesOnce:
-        name = "dies-once"
-
-        def __init__(self) -> None:
-            self.calls, self.real = 0, None
-
-        def detect(self, bgr):  # noqa: ANN001, ANN202
-            self.real = self.real or create_detector("auto")
-            self.calls += 1
-            if self.calls == on_call:
-                try:
-                    fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                except FileExistsError:  # already killed once: a restarted actor carries on
-                    return self.real.detect(bgr)
-                os.write(fd, str(os.getpid()).encode())
-                os.close(fd)
-                os.kill(os.getpid(), signal.SIGKILL)
-            return self.real.detect(bgr)
-
-    return DiesOnce()
-
-
-def test_worker_killed_mid_run_still_gives_the_complete_result(cluster, archive, plain, tmp_path):
+def test_worker_killed_mid_run_still_gives_the_complete_result(ray_local, archive, plain, tmp_path):
     marker = tmp_path / "killed.pid"
     settings = AnalysisSettings(detector=dies_once_detector(marker, on_call=2))  # mid-block, work in flight
     got = list(analyze_paths_on_ray([archive], settings, workers=2))
@@ -156,7 +110,7 @@ def test_worker_killed_mid_run_still_gives_the_complete_result(cluster, archive,
     assert_same_results(plain, got)
 
 
-def test_a_run_that_fails_on_the_cluster_is_one_clear_error(cluster, archive):
+def test_a_run_that_fails_on_the_cluster_is_one_clear_error(ray_local, archive):
     """An error other than an unreadable photo (here: a detector that breaks on every photo) ends the run
     with the cause in one line, not a traceback from Ray's internals."""
 

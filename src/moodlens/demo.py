@@ -6,7 +6,6 @@ domain, as distributed with scikit-image), so the demo needs no download, no cam
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,13 @@ from moodlens.events.model_facts import model_facts
 from moodlens.recognition.analyzer import Analyzer
 from moodlens.recognition.annotate import annotate
 from moodlens.recognition.schema import ImageResult, ImageResults, ModelRef
+from moodlens.samples import astronaut
 
 
 def sample_photos() -> dict[str, np.ndarray]:
     """Public-domain sample images as BGR arrays: the astronaut (one face), and the lower half of the same
     photo (her suit and helmet, no face)."""
-    raw = (resources.files("moodlens") / "assets" / "astronaut.jpg").read_bytes()
-    photo = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    photo = astronaut()
     return {"astronaut.png": photo, "spacesuit.png": np.ascontiguousarray(photo[photo.shape[0] // 2:])}
 
 

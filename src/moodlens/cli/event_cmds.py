@@ -10,11 +10,11 @@ import json
 import signal
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from moodlens.cli.errors import user_errors
+from moodlens.cli.errors import fail, user_errors
 from moodlens.cli.options import (
     ConfOpt,
     DetectEveryOpt,
@@ -24,6 +24,7 @@ from moodlens.cli.options import (
     MaxSideOpt,
     ModelOpt,
     OpenTimeoutOpt,
+    RayOpt,
     TrackGapOpt,
     analysis_settings,
     stream_settings,
@@ -36,6 +37,10 @@ from moodlens.events.timebins import MAX_BINS
 from moodlens.settings import DEFAULTS, MIN_GROUP_SIZE, PRIVACY_EPSILON, STREAM_DEFAULTS, VIDEO_DEFAULTS
 from moodlens.stream.frames import StreamError
 from moodlens.textsafe import terminal_text
+
+if TYPE_CHECKING:
+    from moodlens.events.ingest import IngestResult
+    from moodlens.settings import AnalysisSettings, StreamSettings
 
 event_app = typer.Typer(help="Private, aggregate feedback for events: ingest streams and photos, write reports.",
                         no_args_is_help=True)
@@ -109,43 +114,75 @@ def ingest_cmd(
     max_side: MaxSideOpt = DEFAULTS.max_side,
     commit_interval_s: Annotated[float, typer.Option(help="Most seconds between database commits.")] = 1.0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    ray: RayOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Analyse videos, live cameras and stream URLs (several at once, faces classified in shared batches) or a
     photo folder into an event. Frames stay in memory; only per-face numbers (time, anonymous track,
-    7 probabilities, box size) are stored."""
+    7 probabilities, box size) are stored. With --ray, each video and camera runs in its own Ray actor
+    (docs/scaling.md); the store must then be PostgreSQL, or SQLite with --ray local."""
     videos, cameras = list(video or []), list(camera or [])
+    _check_sources(photos, videos, cameras, ray)
+    from moodlens.recognition.analyzer import Analyzer
+
+    base = DEFAULTS if photos is not None else VIDEO_DEFAULTS
+    analysis = analysis_settings(model, detector, min_confidence, min_face or base.min_face, max_side, base)
+    settings = stream_settings(every=every, detect_every=detect_every, track_gap_s=track_gap_s,
+                               open_timeout_s=open_timeout_s, max_offline_s=max_offline_s,
+                               drop_late_frames=drop_late_frames)
+    # SIGTERM (service stop, `kill`) ends the ingest like Ctrl-C: the last batch is committed first.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if cameras:
+        typer.echo("analysing live sources; press Ctrl-C to stop", err=True)
+    if ray:
+        results = _ingest_on_ray(db, name, videos, cameras, analysis, settings, ray, start=_time(start, "--start"),
+                                 commit_interval_s=commit_interval_s, progress=progress, max_frames=max_frames)
+    else:
+        with EventStore(db) as store:
+            if photos is not None:
+                from moodlens.events.ingest import ingest_photos
+
+                results = [ingest_photos(store, name, photos, every=every, analyzer=Analyzer(analysis),
+                                         commit_interval_s=commit_interval_s, progress=progress)]
+            else:
+                from moodlens.events.stream_ingest import ingest_streams
+
+                results = ingest_streams(store, name, videos, cameras, Analyzer(analysis), settings=settings,
+                                         start=_time(start, "--start"), commit_interval_s=commit_interval_s,
+                                         progress=progress, max_frames=max_frames)
+    _print_results(results)
+
+
+def _check_sources(photos: Path | None, videos: list[Path], cameras: list[str], ray: str | None) -> None:
+    """One kind of ingest per command: streams (with or without --ray) or a photo folder."""
     if photos is not None and (videos or cameras):
         raise ValueError("--photos cannot be combined with --video or --camera; run them as separate ingests")
     if photos is None and not (videos or cameras):
         raise ValueError("give exactly one of --video FILE, --camera INDEX|URL (both repeatable) or --photos DIR")
-    from moodlens.recognition.analyzer import Analyzer
+    if photos is not None and ray:
+        raise ValueError("--ray runs --video and --camera sources; analyse photo archives on Ray with "
+                         "`moodlens analyze PATH --ray ADDRESS`")
 
-    base = DEFAULTS if photos is not None else VIDEO_DEFAULTS
-    analyzer = Analyzer(analysis_settings(model, detector, min_confidence, min_face or base.min_face, max_side, base))
-    # SIGTERM (service stop, `kill`) ends the ingest like Ctrl-C: the last batch is committed first.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with EventStore(db) as store:
-        if photos is not None:
-            from moodlens.events.ingest import ingest_photos
 
-            results = [ingest_photos(store, name, photos, every=every, analyzer=analyzer,
-                                     commit_interval_s=commit_interval_s, progress=progress)]
-        else:
-            from moodlens.events.stream_ingest import ingest_streams
-
-            settings = stream_settings(every=every, detect_every=detect_every, track_gap_s=track_gap_s,
-                                       open_timeout_s=open_timeout_s, max_offline_s=max_offline_s,
-                                       drop_late_frames=drop_late_frames)
-            if cameras:
-                typer.echo("analysing live sources; press Ctrl-C to stop", err=True)
-            results = ingest_streams(store, name, videos, cameras, analyzer, settings=settings,
-                                     start=_time(start, "--start"), commit_interval_s=commit_interval_s,
-                                     progress=progress, max_frames=max_frames)
+def _print_results(results: list[IngestResult]) -> None:
+    """Each source's summary on stdout, after the items it skipped (on stderr)."""
     for result in results:
         for _name, reason, _kind in result.errors:
             typer.secho(f"skipped {terminal_text(reason)}", fg="yellow", err=True)
         typer.echo(terminal_text(result.summary()))
+
+
+def _ingest_on_ray(db: str | None, name: str, videos: list[Path], cameras: list[str], analysis: AnalysisSettings,
+                   settings: StreamSettings, address: str, **options: Any) -> list[IngestResult]:
+    """``ingest_streams_on_ray``, with its one-line cluster errors; Ctrl-C and SIGTERM stop every source."""
+    from moodlens.distributed.cluster import ClusterError
+    from moodlens.distributed.streams import ingest_streams_on_ray
+
+    try:
+        return ingest_streams_on_ray(db, name, videos, cameras, analysis, settings=settings, address=address,
+                                     **options)
+    except ClusterError as exc:
+        raise fail(str(exc)) from None
 
 
 ALL_FORMATS = ",".join(REPORT_FORMATS)

@@ -20,11 +20,14 @@ import logging
 import os
 import re
 import socket
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
+from typing import BinaryIO
 
 #: Start a new cluster on this machine.
 LOCAL = "local"
@@ -102,8 +105,26 @@ def _check_reachable(address: str, timeout_s: float) -> None:
         raise ClusterError(f"cannot reach the Ray cluster at {address}: {reason}") from None
 
 
+@contextmanager
+def _native_stderr_held_back() -> Iterator[BinaryIO]:
+    """File descriptor 2 into a temporary file for the block (yielded, to read back): Ray's C++ core writes its
+    connection retries there directly, past Python's logging."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield held
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _join(ray: ModuleType, address: str, timeout_s: float) -> None:
-    """``ray.init(address)`` in a helper thread, given up after ``timeout_s`` (ray.init cannot be interrupted)."""
+    """``ray.init(address)`` in a helper thread, given up after ``timeout_s`` (ray.init cannot be interrupted).
+
+    What Ray's core prints meanwhile is held back: a failed join is one line for the user, not Ray's retries;
+    after a successful one it is printed as it came."""
     outcome: dict[str, BaseException] = {}
 
     def connect() -> None:
@@ -113,14 +134,19 @@ def _join(ray: ModuleType, address: str, timeout_s: float) -> None:
             outcome["error"] = exc
 
     thread = threading.Thread(target=connect, name="moodlens-ray-connect", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
+    with _native_stderr_held_back() as held:
+        thread.start()
+        thread.join(timeout_s)
+        held.seek(0)
+        printed = held.read()
     if thread.is_alive():
         raise ClusterError(f"no answer from a Ray cluster at {address} within {timeout_s:g} s "
                            "(is it a Ray head's address? `ray status` on the head prints it)")
     if "error" in outcome:
         first_line = (str(outcome["error"]).strip().splitlines() or [type(outcome["error"]).__name__])[0]
         raise ClusterError(f"cannot join the Ray cluster at {address}: {first_line}")
+    if printed:
+        os.write(2, printed)
 
 
 def _start_local(ray: ModuleType, num_cpus: int | None) -> None:

@@ -1,7 +1,8 @@
 """A throwaway local PostgreSQL server (initdb + pg_ctl in a temporary folder) for tests and benchmarks.
 
 Needs the server binaries (Debian: ``apt-get install postgresql``). When run as root, the server runs as
-the ``postgres`` user, because PostgreSQL refuses to run as root. Not used by moodlens at run time.
+the ``postgres`` user, because PostgreSQL refuses to run as root. Not used by moodlens at run time (tests,
+benchmarks and the Ray deployment check, ``moodlens.distributed.fleet_check``).
 """
 
 from __future__ import annotations

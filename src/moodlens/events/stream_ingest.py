@@ -189,28 +189,21 @@ def _camera_stream(store: EventStore, event: str, camera: int | str, settings: S
     return Stream(source, sinks, settings), result
 
 
-def ingest_streams(store: EventStore, event: str, videos: Sequence[str | Path] = (),
-                   cameras: Sequence[int | str] = (), analyzer: Analyzer | None = None, *,
-                   settings: StreamSettings | None = None, start: datetime | None = None,
-                   commit_interval_s: float = 1.0, progress: bool = True, stop: threading.Event | None = None,
-                   max_frames: int | None = None, **overrides: Any) -> list[IngestResult]:
-    """Analyse video files and live sources (camera indices, stream URLs) into ``event``, all at once.
-
-    Files run to their end (running the same ingest again resumes an unfinished one); live sources run until
-    ``stop``, Ctrl-C, ``max_frames`` frames read, the event's end time, or ``max_offline_s`` offline.
-    ``start``: wall-clock time of a video's first frame (default: the event's start, else the file's
-    modification time minus its duration). ``settings`` / ``overrides``: :class:`StreamSettings` fields.
-    Returns one :class:`IngestResult` per source (videos first, in the order given).
-    """
+def check_request(store: EventStore, event: str, videos: Sequence[Any], cameras: Sequence[Any]) -> None:
+    """An ingest names at least one source and an existing event: checked before any source is opened."""
     if not videos and not cameras:
         raise ValueError("nothing to ingest: give at least one video file or camera")
-    settings = (settings or STREAM_DEFAULTS).with_(**overrides)
-    store.get_event(event)  # a missing event is an error before any source is opened
-    if analyzer is None:
-        from moodlens.recognition.analyzer import Analyzer
-        from moodlens.settings import VIDEO_DEFAULTS
+    store.get_event(event)
 
-        analyzer = Analyzer(VIDEO_DEFAULTS)
+
+def open_streams(store: EventStore, event: str, videos: Sequence[str | Path], cameras: Sequence[int | str],
+                 analyzer: Analyzer, *, settings: StreamSettings = STREAM_DEFAULTS,
+                 start: datetime | None = None, commit_interval_s: float = 1.0, progress: bool = True,
+                 max_frames: int | None = None) -> tuple[list[Stream], list[IngestResult]]:
+    """The streams of :func:`ingest_streams`, opened (each source and its resume cursor: a video is rewound to
+    its last quiet frame) but not run: pass them to :func:`moodlens.stream.run_streams`, which fills the
+    results. Finished videos have a result and no stream. Returns (streams, one result per source in order)."""
+    check_request(store, event, videos, cameras)
     model = model_facts(analyzer)
     streams: list[Stream] = []
     results: list[IngestResult] = []
@@ -229,6 +222,31 @@ def ingest_streams(store: EventStore, event: str, videos: Sequence[str | Path] =
         for s in streams:
             s.source.close()
         raise
+    return streams, results
+
+
+def ingest_streams(store: EventStore, event: str, videos: Sequence[str | Path] = (),
+                   cameras: Sequence[int | str] = (), analyzer: Analyzer | None = None, *,
+                   settings: StreamSettings | None = None, start: datetime | None = None,
+                   commit_interval_s: float = 1.0, progress: bool = True, stop: threading.Event | None = None,
+                   max_frames: int | None = None, **overrides: Any) -> list[IngestResult]:
+    """Analyse video files and live sources (camera indices, stream URLs) into ``event``, all at once.
+
+    Files run to their end (running the same ingest again resumes an unfinished one); live sources run until
+    ``stop``, Ctrl-C, ``max_frames`` frames read, the event's end time, or ``max_offline_s`` offline.
+    ``start``: wall-clock time of a video's first frame (default: the event's start, else the file's
+    modification time minus its duration). ``settings`` / ``overrides``: :class:`StreamSettings` fields.
+    Returns one :class:`IngestResult` per source (videos first, in the order given).
+    """
+    check_request(store, event, videos, cameras)  # before a model is loaded
+    if analyzer is None:
+        from moodlens.recognition.analyzer import Analyzer
+        from moodlens.settings import VIDEO_DEFAULTS
+
+        analyzer = Analyzer(VIDEO_DEFAULTS)
+    streams, results = open_streams(store, event, videos, cameras, analyzer,
+                                    settings=(settings or STREAM_DEFAULTS).with_(**overrides), start=start,
+                                    commit_interval_s=commit_interval_s, progress=progress, max_frames=max_frames)
     if streams:
         run_streams(streams, analyzer, stop)
     return results
