@@ -76,12 +76,16 @@ def main() -> None:
         stdout, stderr = proc.communicate()
         if proc.returncode:
             raise SystemExit(f"ingest failed: {stderr}")
+        with EventStore(db, create=False) as store:
+            committed = store.sources("soak")[0].frames_done
 
     def at(frames: int) -> tuple[float, int, float]:
         return next((s for s in samples if s[1] >= frames), samples[-1])
 
     start, middle, end = at(args.warmup), at(args.frames // 2), samples[-1]
     out["ingest"] = stdout.strip()
+    # The last sample is the last moment the ingest was alive to be measured: its final commit may come after.
+    out["frames_committed"] = committed
     out["rss_mb"] = {"start_after_warmup": round(start[2], 1), "start_frame": start[1],
                      "middle": round(middle[2], 1), "middle_frame": middle[1],
                      "end": round(end[2], 1), "end_frame": end[1], "max": round(max(s[2] for s in samples), 1)}
