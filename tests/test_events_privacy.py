@@ -160,6 +160,26 @@ def test_numbers_are_fixed_per_data_version(event_db_url, tmp_path):
     store.close()
 
 
+def test_groups_with_the_same_people_share_one_release(event_db_url):
+    store = EventStore(event_db_url)
+    store.create_event("gala")
+    add_people(store, "door", 8)
+    people = store.observations("gala").groupby("track")[list(PROB_COLUMNS)].mean().to_numpy()
+    releases = PrivateReleases(store, "gala")
+    overall = releases.release("overall", people).shares
+    # The event's only source holds the same people: the same noisy numbers, in any row order, also after a
+    # restart (read back from the store); fewer people are other data and get noise of their own.
+    assert np.array_equal(releases.release("source:1", people[::-1]).shares, overall)
+    assert np.array_equal(PrivateReleases(store, "gala").release("bin:0/60", people).shares, overall)
+    assert not np.array_equal(releases.release("bin:60/60", people[:6]).shares, overall)
+    data = build_report(store, "gala", model=None).data
+    [source], [minute] = data["sources"], data["timeline"]
+    overall = {f"share_{k}": v for k, v in data["overall"]["shares"].items()} | {
+        "valence_index": data["overall"]["valence_index"]}
+    assert overall == {k: source[k] for k in overall} == {k: minute[k] for k in overall}
+    store.close()
+
+
 def test_cli_and_web_show_the_same_numbers(server):
     client, db = server
     with EventStore(db) as store:

@@ -24,7 +24,9 @@ valence indices and positive/negative shares are computed from it, so they are c
 
 **Fixed per data version.** The noise is drawn once per version of a group's data (a hash of its
 members' rows and the budget) and recorded in the event store, so reloading a page, another
-``min_group_size`` or the CLI report show the same numbers and cannot be averaged.
+``min_group_size`` or the CLI report show the same numbers and cannot be averaged. Groups with the same
+data (an event's only source, the one time bin of a short event) share one release: showing one noisy
+vector twice reveals nothing more, and the report does not contradict itself.
 
 **What it does not cover.** Each *new* version of a group (more data arrived) is a new release with
 fresh noise; someone who can add data ``k`` times can combine ``k`` releases of a group, ``k x epsilon``
@@ -145,8 +147,8 @@ class PrivateReleases:
         version = fingerprint(person_probs, self.epsilon)
         recorded = self._recorded.get(group_key)
         if recorded is None or recorded.fingerprint != version:
-            shares = noisy_shares(person_probs, self.epsilon)
-            recorded = self.store.record_release(self.event_name, group_key, version, people, self.epsilon,
-                                                 json.dumps(shares.tolist()))
+            twin = next((r for r in self._recorded.values() if r.fingerprint == version), None)
+            shares = twin.shares if twin is not None else json.dumps(noisy_shares(person_probs, self.epsilon).tolist())
+            recorded = self.store.record_release(self.event_name, group_key, version, people, self.epsilon, shares)
             self._recorded[group_key] = recorded
         return Released(recorded.people, np.array(json.loads(recorded.shares)), recorded.epsilon, recorded.versions)
