@@ -198,6 +198,13 @@ def test_hidden_bins_are_counted_among_those_with_people(store):
     assert d["privacy"]["notes"] == ["All 3 time bins with people are hidden: 3 time bins with fewer than 5 people."]
 
 
+
+def test_a_minimum_group_size_of_one_is_worded_as_such(store):
+    add_people(store, "door", [(HAPPY, 0)] * 2)
+    d = build_report(store, "gala", min_group_size=1, model=None, epsilon=None).data
+    rules = " ".join(d["privacy"]["rules"].values())
+    assert "1 people" not in rules and "every group with anyone in it shows its expressions" in rules
+
 def test_an_event_without_sources_says_so(store):
     html = render_html(build_report(store, "gala", model=None, epsilon=None))
     assert 'id="no-sources"' in html and 'id="sources-table"' not in html

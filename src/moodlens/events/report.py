@@ -70,14 +70,17 @@ def privacy_rules(min_group_size: int, epsilon: float | None = PRIVACY_EPSILON) 
              "noise is larger for smaller groups and stays the same while a group's data does not change; "
              "head counts are exact." if epsilon is not None else
              "Noise: none. These shares are exact, so this report is for the operator only.")
+    fewer = too_few(HIDDEN_SMALL, min_group_size)
     return {
-        HIDDEN_SMALL: f"Minimum group size: a group (the event, a time bin, a source) with fewer than "
-                      f"{min_group_size} people shows only its head count, never expressions or valence.",
+        HIDDEN_SMALL: (f"Minimum group size: a group (the event, a time bin, a source) with {fewer} shows only "
+                       "its head count, never expressions or valence." if min_group_size > 1 else
+                       "Minimum group size: 1, so every group with anyone in it shows its expressions, a single "
+                       "person's too."),
         HIDDEN_PHOTOS: f"Photos do not make up camera groups: a group with people from videos or cameras is "
                        f"shown only when they alone are {min_group_size} or more, because anyone holding a photo "
                        "can reproduce its faces' scores and subtract them.",
         HIDDEN_COMPLEMENT: f"Complementary rule: when the groups of a breakdown (the time bins, or the sources) "
-                           f"hidden by the first rule hold fewer than {min_group_size} people together, the "
+                           f"hidden by the first rule hold {fewer} together, the "
                            "smallest shown groups are hidden too. Otherwise the event total minus the shown "
                            "groups would give away the expressions of the few hidden people.",
         "noise": noise,
@@ -364,7 +367,8 @@ def _peaks(timeline: pd.DataFrame, min_group_size: int) -> dict[str, Any]:
 def too_few(hidden_by: str | None, min_group_size: int) -> str:
     """Why a whole group is hidden: ``fewer than 5 people`` or ``fewer than 5 people from video or cameras``
     (the photo rule: photos do not count towards camera groups)."""
-    return f"fewer than {min_group_size} people" + (" from video or cameras" if hidden_by == HIDDEN_PHOTOS else "")
+    return f"fewer than {plural(min_group_size, 'person')}" + (" from video or cameras" if hidden_by == HIDDEN_PHOTOS
+                                                              else "")
 
 
 def breakdown_note(frame: pd.DataFrame, unit: str, min_group_size: int) -> str | None:
