@@ -59,6 +59,7 @@ def test_clear_errors_not_tracebacks(tmp_path, monkeypatch):
         (["ingest", "gala", "--video", str(tmp_path / "missing.mp4")], "video file not found"),
         (["ingest", "gala", "--photos", str(tmp_path / "missing")], "photo folder not found"),
         (["report", "gala", "--out", str(tmp_path), "--format", "pdf"], "unknown report format"),
+        (["report", "gala", "--out", str(tmp_path), "--epsilon", "inf"], "positive, finite"),
         (["create", "x", "--start", "yesterday"], "not an ISO date/time"),
         (["delete", "nope", "--yes"], "no event named"),
     ]

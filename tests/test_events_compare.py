@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from moodlens.cli import app
 from moodlens.events.compare import build_comparison
+from moodlens.events.compare_html import render_comparison_html
 from moodlens.events.report_files import write_comparison
 from moodlens.events.store import PROB_COLUMNS, EventStore
 from moodlens.spec import EMOTIONS
@@ -74,6 +75,21 @@ def test_same_privacy_rules_as_a_report(store):
     assert sources[("week-2", "door")]["state"] == "shown"
     assert "week-3: fewer than 5 people, so only head counts are shown." in d["privacy"]["notes"]
 
+
+
+def test_photo_rule_is_named_in_the_comparison(store):
+    store.create_event("open-day")
+    for kind, n in (("video", 3), ("photos", 4)):  # 7 people, but only 3 from the camera
+        src = store.open_source("open-day", kind, kind, label=kind)
+        store.commit_batch(src.id, [{"frame": i, "ts": datetime(2025, 9, 20, 12), "track": i, "box_w": 50,
+                                     "box_h": 50, **dict(zip(PROB_COLUMNS, map(float, HAPPY), strict=True))}
+                                    for i in range(n)], n, True)
+    d = build_comparison(store, ["week-2", "open-day"], epsilon=None).data
+    assert d["summary"][1] == "open-day: 7 people, fewer than 5 people from video or cameras, expressions hidden."
+    assert ("open-day: fewer than 5 people from video or cameras, so only head counts are shown."
+            in d["privacy"]["notes"])
+    html = render_comparison_html(build_comparison(store, ["week-3", "open-day"], epsilon=None))
+    assert "No part of any event is shown (see Privacy)." in html and "or more people." not in html
 
 def test_writes_html_csv_json(store, tmp_path):
     comparison = build_comparison(store, ["week-1", "week-2", "week-3"], epsilon=None)

@@ -124,6 +124,17 @@ def test_who_may_be_shown():
     assert {case: releases.shown(*case) for case in cases} == cases
 
 
+
+@pytest.mark.parametrize("epsilon", [0, -1, math.nan, math.inf])
+def test_a_budget_that_promises_nothing_is_refused(tmp_path, epsilon):
+    store = EventStore(tmp_path / "events.db")
+    store.create_event("gala")
+    with pytest.raises(ValueError, match="positive, finite"):
+        PrivateReleases(store, "gala", epsilon)
+    with pytest.raises(ValueError, match="positive, finite"):
+        noisy_shares(np.full((5, 7), 1 / 7), epsilon)
+    store.close()
+
 def add_people(store: EventStore, label: str, n: int, minute: int = 0, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     src = store.open_source("gala", "video", label)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from moodlens.card import ModelCard
+from moodlens.events import charts
 from moodlens.events.groups import release_groups
 from moodlens.events.model_facts import ModelFacts, assess, caveats
 from moodlens.events.report import build_report, parse_formats, valence_definition
@@ -166,6 +167,60 @@ def test_peaks_only_when_they_differ_and_plural_forms(store):
     assert solo["summary"][0] == "1 person (1 in video or camera, 0 in photos) and 3 face observations from 1 source."
     assert "with 1 person." in " ".join(solo["summary"])
 
+
+
+def test_photo_rule_is_named_wherever_it_hides_numbers(store):
+    # 7 people, but only 3 from the camera: the photo rule hides them, not the minimum group size.
+    add_people(store, "door", [(HAPPY, 0)] * 3)
+    add_people(store, "photos", [(SAD, 0)] * 4, kind="photos")
+    report = build_report(store, "gala", model=None, epsilon=None)
+    text = " ".join(report.data["summary"])
+    assert report.data["overall"]["hidden_by"] == "photo_padding"
+    assert "Fewer than 5 people from video or cameras: expressions are not shown." in text
+    assert "The event as a whole has fewer than 5 people from video or cameras: only head counts" in text
+    assert "No time bin is shown (see Privacy)." in text and "has 5 or more people" not in text
+    assert "Expressions are shown from 5 people on" not in render_html(report)
+    # The chart draws and names the bin it hid, as it does for the other rules.
+    legend = charts._legend_handles(charts._state_masks(report.timeline), 5)
+    assert [h.get_label() for h in legend] == ["hidden: fewer than 5 people from video or cameras"]
+    # With ten more camera people later the event is shown, and the note says which rule hid the first minute.
+    add_people(store, "stage", [(NEUTRAL, 2)] * 10)
+    d = build_report(store, "gala", model=None, epsilon=None).data
+    assert d["privacy"]["notes"][-1] == ("1 of 2 time bins with people is hidden: 1 time bin with fewer than 5 "
+                                         "people from video or cameras.")
+    assert "Only one time bin is shown: 2025-06-01 18:02–18:03 UTC" in " ".join(d["summary"])
+
+
+def test_hidden_bins_are_counted_among_those_with_people(store):
+    add_people(store, "door", [(HAPPY, 0)] * 2 + [(SAD, 5)] * 2 + [(NEUTRAL, 9)] * 2)
+    d = build_report(store, "gala", model=None, epsilon=None).data
+    assert d["period"]["bins"] == 10
+    assert d["privacy"]["notes"] == ["All 3 time bins with people are hidden: 3 time bins with fewer than 5 people."]
+
+
+
+def test_a_minimum_group_size_of_one_is_worded_as_such(store):
+    add_people(store, "door", [(HAPPY, 0)] * 2)
+    d = build_report(store, "gala", min_group_size=1, model=None, epsilon=None).data
+    rules = " ".join(d["privacy"]["rules"].values())
+    assert "1 people" not in rules and "every group with anyone in it shows its expressions" in rules
+
+def test_an_event_without_sources_says_so(store):
+    html = render_html(build_report(store, "gala", model=None, epsilon=None))
+    assert 'id="no-sources"' in html and 'id="sources-table"' not in html
+
+
+def test_sources_csv_holds_the_camera_drops_the_html_shows(store, tmp_path):
+    source = add_people(store, "door", [(HAPPY, 0)] * 5)
+    outage = store.add_outage(source, T0 + timedelta(minutes=1), "camera dropped")
+    store.end_outage(outage, T0 + timedelta(minutes=2))
+    store.update_source(source, frames_dropped=37)
+    report = build_report(store, "gala", model=None, epsilon=None)
+    assert "37 frames dropped" in render_html(report)
+    write_report(report, tmp_path / "out", "csv")
+    with (tmp_path / "out" / "sources.csv").open() as f:
+        (door,) = csv.DictReader(f)
+    assert (door["frames_dropped"], door["offline"]) == ("37", "2025-06-01T18:01:00 to 2025-06-01T18:02:00")
 
 def test_event_window_lists_observations_outside_it(store):
     store.create_event("windowed", starts_at=T0 + timedelta(minutes=1), ends_at=T0 + timedelta(minutes=3))

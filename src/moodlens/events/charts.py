@@ -20,12 +20,22 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from moodlens.events.groups import EMPTY, HIDDEN_COMPLEMENT, HIDDEN_SMALL, SHARE_COLUMNS, SHOWN, rule_text
+from moodlens.events.groups import (
+    EMPTY,
+    HIDDEN_COMPLEMENT,
+    HIDDEN_PHOTOS,
+    HIDDEN_SMALL,
+    HIDING_RULES,
+    SHARE_COLUMNS,
+    SHOWN,
+    rule_text,
+)
 from moodlens.spec import EMOTION_COLORS_BGR, EMOTIONS
 
 #: Fill of the bins (or bars) whose numbers are not shown, by reason.
 _STATE_STYLE = {
     HIDDEN_SMALL: {"facecolor": "#cfcfcf", "edgecolor": "#858585", "hatch": "///"},
+    HIDDEN_PHOTOS: {"facecolor": "#d9d9d9", "edgecolor": "#858585", "hatch": "xx"},
     HIDDEN_COMPLEMENT: {"facecolor": "#e4e4e4", "edgecolor": "#858585", "hatch": "\\\\\\"},
     EMPTY: {"facecolor": "#f6f6f6", "edgecolor": "#c4c4c4", "hatch": ".."},
 }
@@ -50,8 +60,7 @@ def state_label(key: str, min_group_size: int) -> str:
 
 def _state_masks(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     hidden_by = frame["hidden_by"].to_numpy(object)
-    return {HIDDEN_SMALL: hidden_by == HIDDEN_SMALL, HIDDEN_COMPLEMENT: hidden_by == HIDDEN_COMPLEMENT,
-            EMPTY: (frame["state"] == EMPTY).to_numpy()}
+    return {**{rule: hidden_by == rule for rule in HIDING_RULES}, EMPTY: (frame["state"] == EMPTY).to_numpy()}
 
 
 def _shade(ax, edges: np.ndarray, masks: dict[str, np.ndarray], low: float, high: float) -> None:  # noqa: ANN001

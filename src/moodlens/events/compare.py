@@ -26,6 +26,7 @@ from moodlens.events.report import (
     privacy_rules,
     records,
     source_models,
+    too_few,
     valence_definition,
 )
 from moodlens.events.store import EventStore, utcnow
@@ -103,7 +104,7 @@ def build_comparison(store: EventStore, names: list[str], min_group_size: int = 
         source_parts.append(sources)
         all_sources.extend(obs.sources)
         if row["hidden_by"]:
-            notes.append(f"{name}: fewer than {min_group_size} people, so only head counts are shown.")
+            notes.append(f"{name}: {too_few(row['hidden_by'], min_group_size)}, so only head counts are shown.")
         else:
             notes += [f"{name}: {note}" for frame, unit in ((sources, "source"), (timeline, "segment"))
                       if (note := breakdown_note(frame, unit, min_group_size))]
@@ -139,5 +140,6 @@ def _event_line(e: dict[str, Any], min_group_size: int) -> str:
     if e["state"] == SHOWN:
         mood = f"valence {e['valence_index']:+.0f}, largest share: {max(EMOTIONS, key=lambda x: e[f'share_{x}'])}"
     else:
-        mood = "no one seen" if e["state"] == EMPTY else f"fewer than {min_group_size} people, expressions hidden"
+        mood = ("no one seen" if e["state"] == EMPTY else
+                f"{too_few(e['hidden_by'], min_group_size)}, expressions hidden")
     return f"{e['event']}: {plural(e['people'], 'person')}, {mood}."

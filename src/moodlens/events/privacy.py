@@ -72,6 +72,12 @@ def project_to_simplex(vector: np.ndarray) -> np.ndarray:
     return np.maximum(v - cumulative[rho] / (rho + 1), 0.0)
 
 
+def check_epsilon(epsilon: float) -> None:
+    """Refuse a privacy budget that is not a positive, finite number (``nan`` and ``inf`` promise nothing)."""
+    if not (0 < epsilon < float("inf")):
+        raise ValueError(f"epsilon must be a positive, finite number, got {epsilon}")
+
+
 def noisy_shares(person_probs: np.ndarray, epsilon: float = PRIVACY_EPSILON) -> np.ndarray:
     """One fresh ``epsilon``-DP release of a group's mean expression probabilities (rows: one per person).
 
@@ -79,8 +85,7 @@ def noisy_shares(person_probs: np.ndarray, epsilon: float = PRIVACY_EPSILON) -> 
     """
     from pydp.algorithms.numerical_mechanisms import LaplaceMechanism
 
-    if epsilon <= 0:
-        raise ValueError(f"epsilon must be positive, got {epsilon}")
+    check_epsilon(epsilon)
     rows = _as_probabilities(person_probs)
     if not len(rows):
         raise ValueError("a group without people has no expression mix")
@@ -122,8 +127,8 @@ class PrivateReleases:
 
     def __init__(self, store: EventStore, event_name: str, epsilon: float | None = PRIVACY_EPSILON,
                  min_group_size: int = MIN_GROUP_SIZE) -> None:
-        if epsilon is not None and epsilon <= 0:
-            raise ValueError(f"epsilon must be positive (or None for exact numbers), got {epsilon}")
+        if epsilon is not None:
+            check_epsilon(epsilon)
         self.store, self.event_name = store, event_name
         self.epsilon, self.min_group_size = epsilon, min_group_size
         self._recorded = store.group_releases(event_name) if epsilon is not None else {}

@@ -70,14 +70,17 @@ def privacy_rules(min_group_size: int, epsilon: float | None = PRIVACY_EPSILON) 
              "noise is larger for smaller groups and stays the same while a group's data does not change; "
              "head counts are exact." if epsilon is not None else
              "Noise: none. These shares are exact, so this report is for the operator only.")
+    fewer = too_few(HIDDEN_SMALL, min_group_size)
     return {
-        HIDDEN_SMALL: f"Minimum group size: a group (the event, a time bin, a source) with fewer than "
-                      f"{min_group_size} people shows only its head count, never expressions or valence.",
+        HIDDEN_SMALL: (f"Minimum group size: a group (the event, a time bin, a source) with {fewer} shows only "
+                       "its head count, never expressions or valence." if min_group_size > 1 else
+                       "Minimum group size: 1, so every group with anyone in it shows its expressions, a single "
+                       "person's too."),
         HIDDEN_PHOTOS: f"Photos do not make up camera groups: a group with people from videos or cameras is "
                        f"shown only when they alone are {min_group_size} or more, because anyone holding a photo "
                        "can reproduce its faces' scores and subtract them.",
         HIDDEN_COMPLEMENT: f"Complementary rule: when the groups of a breakdown (the time bins, or the sources) "
-                           f"hidden by the first rule hold fewer than {min_group_size} people together, the "
+                           f"hidden by the first rule hold {fewer} together, the "
                            "smallest shown groups are hidden too. Otherwise the event total minus the shown "
                            "groups would give away the expressions of the few hidden people.",
         "noise": noise,
@@ -361,6 +364,13 @@ def _peaks(timeline: pd.DataFrame, min_group_size: int) -> dict[str, Any]:
     return peaks
 
 
+def too_few(hidden_by: str | None, min_group_size: int) -> str:
+    """Why a whole group is hidden: ``fewer than 5 people`` or ``fewer than 5 people from video or cameras``
+    (the photo rule: photos do not count towards camera groups)."""
+    return f"fewer than {plural(min_group_size, 'person')}" + (" from video or cameras" if hidden_by == HIDDEN_PHOTOS
+                                                              else "")
+
+
 def breakdown_note(frame: pd.DataFrame, unit: str, min_group_size: int) -> str | None:
     """``2 of 3 sources are hidden: 1 source with fewer than 5 people and 1 source by the complementary rule.``"""
     counts = hidden_counts(frame)
@@ -370,16 +380,19 @@ def breakdown_note(frame: pd.DataFrame, unit: str, min_group_size: int) -> str |
     total = int((frame["people"] > 0).sum())
     parts = []
     if counts[HIDDEN_SMALL]:
-        parts.append(f"{plural(counts[HIDDEN_SMALL], unit)} with fewer than {min_group_size} people")
+        parts.append(f"{plural(counts[HIDDEN_SMALL], unit)} with {too_few(HIDDEN_SMALL, min_group_size)}")
+    if counts[HIDDEN_PHOTOS]:
+        parts.append(f"{plural(counts[HIDDEN_PHOTOS], unit)} with {too_few(HIDDEN_PHOTOS, min_group_size)}")
     if counts[HIDDEN_COMPLEMENT]:
         parts.append(f"{plural(counts[HIDDEN_COMPLEMENT], unit)} by the complementary rule")
+    seen = " with people" if total < len(frame) else ""  # the empty ones are in the table too
     if total == 1:
-        lead = f"The only {unit} is hidden"
+        lead = f"The only {unit}{seen} is hidden"
     elif hidden == total:
-        lead = f"All {plural(total, unit)} are hidden"
+        lead = f"All {plural(total, unit)}{seen} are hidden"
     else:
-        lead = f"{hidden} of {plural(total, unit)} {'is' if hidden == 1 else 'are'} hidden"
-    return f"{lead}: {' and '.join(parts)}."
+        lead = f"{hidden} of {plural(total, unit)}{seen} {'is' if hidden == 1 else 'are'} hidden"
+    return f"{lead}: {' and '.join([', '.join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)}."
 
 
 def _privacy(overall: dict[str, Any], timeline: pd.DataFrame, sources: pd.DataFrame,
@@ -387,7 +400,8 @@ def _privacy(overall: dict[str, Any], timeline: pd.DataFrame, sources: pd.DataFr
     """Which rules hid what, with a sentence per breakdown that has hidden parts."""
     notes = []
     if overall["hidden_by"]:  # then every part is smaller still: one sentence says it all
-        notes.append(f"The event as a whole has fewer than {min_group_size} people: only head counts are shown.")
+        notes.append(f"The event as a whole has {too_few(overall['hidden_by'], min_group_size)}: only head counts "
+                     "are shown.")
     else:
         notes += [note for frame, unit in ((sources, "source"), (timeline, "time bin"))
                   if (note := breakdown_note(frame, unit, min_group_size))]
@@ -407,7 +421,7 @@ def summary_lines(d: dict[str, Any]) -> list[str]:
                      f"{100 * o['neutral']:.0f}%, negative {100 * o['negative']:.0f}%; largest share: "
                      f"{max(o['shares'], key=o['shares'].__getitem__)}.")
     elif t["people"]:
-        lines.append(f"Fewer than {d['min_group_size']} people: expressions are not shown.")
+        lines.append(f"{too_few(o['hidden_by'], d['min_group_size']).capitalize()}: expressions are not shown.")
     lines.extend(peak_sentences(d))
     if t["observations_outside_window"]:
         lines.append(f"{plural(t['observations_outside_window'], 'observation')} outside the report period "
@@ -427,6 +441,10 @@ def peak_sentences(d: dict[str, Any]) -> list[str]:
         return (f"{span(p)} (valence {p['valence_index']:+.0f}, {plural(p['people'], 'person')}, "
                 f"mostly {p['top_expression']})")
 
+    # "Enough people" tells which bins are shown only when no rule but the minimum hid any.
+    hidden = d["privacy"]["hidden"]["time_bins"]
+    enough = not (hidden[HIDDEN_PHOTOS] or hidden[HIDDEN_COMPLEMENT])
+    m = d["min_group_size"]
     if "busiest" in peaks:
         lines.append(f"Busiest: {span(peaks['busiest'])} with {plural(peaks['busiest']['people'], 'person')}.")
     if "most_positive" in peaks:
@@ -434,11 +452,13 @@ def peak_sentences(d: dict[str, Any]) -> list[str]:
         lines.append(f"Most negative: {moment(peaks['most_negative'])}.")
     elif "level" in peaks:
         n = peaks["level"]["bins"]
-        lead = (f"Only one time bin has {d['min_group_size']} or more people:" if n == 1 else
-                f"All {n} time bins with {d['min_group_size']} or more people have the same valence:")
+        if n == 1:
+            lead = f"Only one time bin has {m} or more people:" if enough else "Only one time bin is shown:"
+        else:
+            lead = f"All {n} time bins {f'with {m} or more people' if enough else 'shown'} have the same valence:"
         lines.append(f"{lead} {moment(peaks['level'])}.")
     elif d["totals"]["people"]:
-        lines.append(f"No time bin has {d['min_group_size']} or more people.")
+        lines.append(f"No time bin has {m} or more people." if enough else "No time bin is shown (see Privacy).")
     return lines
 
 

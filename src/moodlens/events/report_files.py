@@ -93,7 +93,8 @@ def report_tables(report: EventReport) -> dict[str, tuple[list[dict[str, Any]], 
     return {
         "summary": (summary, ["key", "value"]),
         "timeline": (frame_rows(report.timeline), TIMELINE_COLUMNS + shares),
-        "sources": (frame_rows(report.sources), SOURCE_COLUMNS + shares + ["tracking", "complete", "model"]),
+        "sources": (frame_rows(report.sources), SOURCE_COLUMNS + shares + ["tracking", "complete", "model",
+                                                                            "frames_dropped", "offline"]),
         "outside": (frame_rows(report.outside), ["source", "side", "observations", "first", "last"]),
     }
 
