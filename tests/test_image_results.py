@@ -84,6 +84,22 @@ def test_folder_analysis_reports_what_it_skipped_and_why(folder, tmp_path):
     assert r.exit_code == 1 and "0 images analysed, 1 skipped: 1 video" in r.output
 
 
+def test_output_paths_that_cannot_be_written_are_clear_errors_before_analysis(folder, tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    cases = [("--json", tmp_path, "a folder, not a file"), ("--json", a_file / "r.json", "is a file, not a folder"),
+             ("--csv", a_file / "faces.csv", "is a file, not a folder"), ("--out", a_file, "a file, not a folder")]
+    for option, path, message in cases:
+        r = CliRunner().invoke(cli, ["analyze", str(folder), option, str(path)])
+        assert r.exit_code == 1 and f"cannot write to {path}: " in r.output and message in r.output, r.output
+        assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+        assert "astronaut.jpg" not in r.output  # refused before any photo was analysed
+    # --json into a folder that does not exist yet: made, as for --csv and --out.
+    r = CliRunner().invoke(cli, ["analyze", str(folder / "astronaut.jpg"), "--json", str(tmp_path / "new" / "r.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "new" / "r.json").read_text())["images"]
+
+
 def test_cli_does_not_import_the_web_stack():
     code = ("import sys; from moodlens.recognition import schema; from moodlens.cli import recognize_cmds; "
             "print('fastapi' in sys.modules)")

@@ -13,6 +13,7 @@ import functools
 import http.server
 import io
 import json
+import os
 import socket
 import threading
 import time
@@ -248,6 +249,54 @@ def test_still_images_are_refused(tmp_path):
         assert result.exit_code == 1 and "a still image" in result.output and "--photos" in result.output, args
     with EventStore(db) as store:
         assert store.sources("gala") == []
+
+
+def test_a_folder_is_not_a_video(tmp_path):
+    folder = tmp_path / "clips.mp4"
+    folder.mkdir()
+    result = runner.invoke(app, ["video", str(folder)])
+    assert result.exit_code == 1 and "a folder, not a video file" in result.output, result.output
+
+
+def test_output_paths_that_cannot_be_written_are_clear_errors_before_analysis(tmp_path):
+    video = make_video(tmp_path / "talk.avi", PEOPLE[1], frames=4, fps=FPS, size=SIZE)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    (tmp_path / "a-folder.mp4").mkdir()
+    cases = [("--out", a_file / "annotated.mp4", "notes.txt is a file, not a folder"),
+             ("--out", tmp_path / "a-folder.mp4", "a folder, not a file"),
+             ("--csv", a_file / "faces.csv", "notes.txt is a file, not a folder"),
+             ("--json", tmp_path, "a folder, not a file"),
+             ("--json", a_file / "sub" / "summary.json", "is a file, not a folder")]
+    if hasattr(os, "mkfifo"):  # a pipe nobody reads would block the writer forever
+        os.mkfifo(tmp_path / "pipe.csv")
+        cases.append(("--csv", tmp_path / "pipe.csv", "a pipe that nothing reads"))
+    for option, path, message in cases:
+        result = runner.invoke(app, ["video", str(video), "--no-progress", option, str(path)])
+        assert result.exit_code == 1 and "cannot write to" in result.output and message in result.output, \
+            (option, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        assert "frames" not in result.output  # refused before the video was analysed
+    assert {p.name for p in tmp_path.iterdir()} <= {"a-folder.mp4", "notes.txt", "talk.avi", "pipe.csv"}
+    # A folder that does not exist yet is made.
+    cli("video", str(video), "--no-progress", "--csv", str(tmp_path / "new" / "faces.csv"))
+    assert (tmp_path / "new" / "faces.csv").read_text().startswith("frame,time_s")
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (5, 1), (1, 7)])
+def test_annotated_copy_of_frames_under_two_pixels(height, width, tmp_path):
+    from moodlens.recognition.faces import Faces
+    from moodlens.stream import Frame, VideoSink
+
+    sink = VideoSink(tmp_path / "tiny.mp4", fps=FPS)
+    for i in range(3):
+        sink.write(Frame(i, i / FPS, np.full((height, width, 3), 90, np.uint8)), Faces.empty())
+    sink.close(None)
+    with av.open(str(tmp_path / "tiny.mp4")) as container:
+        stream = container.streams.video[0]
+        expected = (max(2, width - width % 2), max(2, height - height % 2))
+        assert (stream.width, stream.height) == expected
+        assert sum(1 for _ in container.decode(stream)) == 3
 
 
 def test_annotated_video_is_h264_that_browsers_play(analyzer, tmp_path):

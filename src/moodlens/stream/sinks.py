@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from moodlens.csvfile import FACE_FIELDS, CsvWriter
+from moodlens.outfiles import output_problem
 from moodlens.recognition.faces import Faces
 from moodlens.stream.frames import Frame, SourceEvent, StreamError
 from moodlens.stream.summary import StreamSummary
@@ -27,6 +28,13 @@ from moodlens.stream.summary import StreamSummary
 CSV_FIELDS = ["frame", "time_s", *FACE_FIELDS]
 #: libx264 settings of annotated videos: quick to encode, small, played by every browser (yuv420p, faststart).
 H264_OPTIONS = {"preset": "veryfast", "crf": "23"}
+
+
+def _writable(path: str | Path) -> Path:
+    """``path``, its folder made; a path that cannot be written is a :class:`StreamError` before the stream runs."""
+    if problem := output_problem(path):
+        raise StreamError(problem)
+    return Path(path)
 
 
 class Sink:
@@ -46,7 +54,7 @@ class CsvSink(Sink):
     """One row per face per frame, with ``frame`` and ``time_s``; every cell passes through ``csv_row``."""
 
     def __init__(self, path: str | Path) -> None:
-        self._rows = CsvWriter(path, CSV_FIELDS)
+        self._rows = CsvWriter(_writable(path), CSV_FIELDS)
 
     def write(self, frame: Frame, faces: Faces) -> None:
         self._rows.write_rows(faces.to_records(frame=frame.index, time_s=round(frame.time_s, 3)))
@@ -59,8 +67,7 @@ class JsonSink(Sink):
     """The stream's summary over time (tracks, segments, timeline, drops, offline intervals) as JSON."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = _writable(path)
 
     def close(self, summary: StreamSummary) -> None:
         self.path.write_text(json.dumps(summary.to_dict(), indent=2))
@@ -68,8 +75,9 @@ class JsonSink(Sink):
 
 class VideoSink(Sink):
     """Annotated copy as H.264 in MP4 (yuv420p, ``+faststart``): plays in browsers. Odd frame sizes lose
-    their last row or column (H.264 in 4:2:0 needs even sizes). ``fps``: the output's frame rate (the
-    source's divided by ``every``); live sources are timed by their frames' ``time_s``."""
+    their last row or column (H.264 in 4:2:0 needs even sizes); a side under 2 pixels is padded to 2 instead.
+    ``fps``: the output's frame rate (the source's divided by ``every``); live sources are timed by their
+    frames' ``time_s``."""
 
     def __init__(self, path: str | Path, fps: float, live: bool = False, scores: bool = False,
                  blur: bool = False) -> None:
@@ -78,7 +86,7 @@ class VideoSink(Sink):
         self.path = Path(path)
         if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
             raise StreamError(f"{self.path}: annotated videos are written as H.264 MP4; use a .mp4 name")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _writable(self.path)
         self._av = av
         self.fps, self.live, self.scores, self.blur = fps, live, scores, blur
         self._container: Any = None
@@ -100,6 +108,9 @@ class VideoSink(Sink):
 
         image = frame.image
         h, w = image.shape[:2]
+        if h < 2 or w < 2:  # nothing left after the crop to even sizes: repeat the edge to 2 pixels instead
+            image = cv2.copyMakeBorder(image, 0, max(0, 2 - h), 0, max(0, 2 - w), cv2.BORDER_REPLICATE)
+            h, w = image.shape[:2]
         even = image[: h - h % 2, : w - w % 2]
         if self._container is None:
             self._open(even.shape[1], even.shape[0])

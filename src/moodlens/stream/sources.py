@@ -68,6 +68,8 @@ class VideoFile:
     def __init__(self, path: str | Path, every: int = 1, start: int = 0) -> None:
         _quiet_opencv()
         self.path = Path(path).expanduser()
+        if self.path.is_dir():
+            raise StreamError(f"{self.path}: a folder, not a video file")
         if not self.path.is_file():
             raise StreamError(f"{self.path}: video file not found")
         if self.path.stat().st_size == 0:
