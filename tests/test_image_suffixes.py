@@ -86,7 +86,7 @@ def test_analyze_and_ingest_photos_take_the_same_files(photo_folder, tmp_path):
                                  "--db", db])
     assert r.exit_code == 0, r.output
     faces = sum(len(image["faces"]) for image in results["images"])
-    assert f"{len(taken)} photos analysed, {faces} faces" in r.output
+    assert f"{len(analysed)} photos analysed, {faces} faces" in r.output
     assert re.findall(r"skipped (\S+): ", r.output) == unreadable
 
 

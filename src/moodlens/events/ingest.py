@@ -241,14 +241,16 @@ def _run_photos(store: EventStore, src: Source, items: Iterable[tuple[int, Path,
             except (ImageError, OSError) as e:
                 result.skipped += 1
                 result.errors.append((str(path), str(e), getattr(e, "kind", "unreadable")))
-                faces = Faces.empty()
-            ts = photo_time(path if data is None else None, data) or utcnow()
-            # No tracking across photos: each face is its own "track".
-            ids = numbers.fresh(len(faces))
-            writer.add(_rows(faces, index, ts, ids), index + 1)
+                faces = None
+            if faces is not None:
+                ts = photo_time(path if data is None else None, data) or utcnow()
+                # No tracking across photos: each face is its own "track".
+                writer.add(_rows(faces, index, ts, numbers.fresh(len(faces))), index + 1)
+                result.frames += 1  # photos analysed; the skipped ones are counted apart
+                result.faces += len(faces)
+            else:
+                writer.add([], index + 1)
             next_item = index + 1
-            result.frames += 1
-            result.faces += len(faces)
             bar.update(next_item - bar.n)
         completed = True
     except KeyboardInterrupt:

@@ -264,7 +264,7 @@ def _ingest_uploads(worker: Worker, store: EventStore, name: str, batch: str,
         reason = reason.removeprefix(f"{filename}: ")
         errors.append(FileError(index=index.get(filename, -1), filename=filename, kind=kind,
                                 status=IMAGE_ERROR_STATUS[kind], reason=reason))
-    return result.frames - len(errors), result.faces, errors
+    return result.frames, result.faces, errors
 
 
 @router.post("/api/v1/events/{name}/photos", response_model=PhotoUploadResult,
