@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
@@ -115,6 +118,13 @@ def create_app(settings: AnalysisSettings | None = None, max_upload_mb: float = 
         # The reason only: the database's location on the server is none of the client's business.
         return JSONResponse({"detail": f"the event database is unavailable: {exc.reason}"}, 503,
                             headers={"Retry-After": "30"})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's answer, ASCII-escaped: the errors echo the client's input, and JSON text may hold lone
+        # surrogates ("\\ud800") that UTF-8 cannot encode.
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+        return Response(body, 422, media_type="application/json")
 
     app.add_middleware(SecurityMiddleware, access=access, home=app.state.home)
     _document_bearer_auth(app)
