@@ -346,6 +346,15 @@ def test_healthz(client):
     assert body["status"] == "ok" and body["capacity"] == LIMITS["workers"] + LIMITS["max_queue"]
 
 
+def test_head_answers_like_get_without_a_body(client):
+    for path in ("/healthz", "/api/v1/limits", "/docs", "/static/common.js"):
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code == 200 and head.content == b"", path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+    assert client.head("/api/v1/analyze").status_code == 405  # no GET there either
+    assert client.head("/api/v1/limits", headers={"Authorization": ""}).status_code == 401
+
+
 def test_openapi_docs_work_offline(client):
     docs = client.get("/docs").text
     assert "/docs-assets/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()

@@ -55,6 +55,26 @@ Images are processed in memory and are not stored or logged unless the operator 
 """
 
 
+class HeadAsGet:
+    """Answers ``HEAD`` as ``GET`` without the body: HTTP wants every GET resource to answer HEAD (monitors
+    and link checkers send it), and FastAPI's routes list GET only, so they would answer 405."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_head(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}  # headers, Content-Length included, stay as for GET
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_head)
+
+
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
@@ -126,7 +146,8 @@ def create_app(settings: AnalysisSettings | None = None, max_upload_mb: float = 
         body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
         return Response(body, 422, media_type="application/json")
 
-    app.add_middleware(SecurityMiddleware, access=access, home=app.state.home)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(SecurityMiddleware, access=access, home=app.state.home)  # the outermost: sees HEAD
     _document_bearer_auth(app)
     return app
 
