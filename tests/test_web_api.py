@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from skimage import data
+from starlette.websockets import WebSocketDisconnect
 from web_access import ACCESS, OPERATOR
 
 from moodlens.card import ModelCard, file_sha256
@@ -365,6 +366,23 @@ def test_openapi_docs_work_offline(client):
     assert body["properties"]["files"]["items"]["format"] == "binary"
     assert {"200", "207", "413", "415", "422", "503"} <= set(spec["paths"]["/api/v1/analyze"]["post"]["responses"])
 
+
+
+def test_live_connections_beyond_the_limit_are_told_busy_and_closed():
+    app = create_app(workers=1, max_live=1, access=ACCESS)
+    with TestClient(app, headers=OPERATOR) as c:
+        with c.websocket_connect("/api/v1/live") as first:
+            with c.websocket_connect("/api/v1/live") as second:
+                refusal = second.receive_json()
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    second.receive_json()
+            assert refusal["busy"] is True and "live connections are open" in refusal["error"]
+            assert closed.value.code == 1013
+            first.send_bytes(ASTRONAUT)
+            assert len(first.receive_json()["faces"]) == 1
+        with c.websocket_connect("/api/v1/live") as again:  # a closed connection frees its place
+            again.send_bytes(ASTRONAUT)
+            assert len(again.receive_json()["faces"]) == 1
 
 def test_live_websocket_tracks_faces_and_survives_bad_frames(client):
     with client.websocket_connect("/api/v1/live") as ws:

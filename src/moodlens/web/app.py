@@ -28,7 +28,7 @@ from moodlens.recognition.imageio import MAX_PIXELS
 from moodlens.recognition.schema import ModelRef
 from moodlens.settings import DEFAULTS, VIDEO_DEFAULTS, AnalysisSettings
 from moodlens.web.auth import Access
-from moodlens.web.deps import InferencePool, UploadGate, WebSettings, Worker
+from moodlens.web.deps import Gate, InferencePool, WebSettings, Worker
 from moodlens.web.routers import analyze, health, live, login, model, pages
 from moodlens.web.routers.model import model_info
 from moodlens.web.security import SecurityMiddleware
@@ -91,7 +91,7 @@ def create_app(settings: AnalysisSettings | None = None, max_upload_mb: float = 
     wait; beyond that requests get 503. Uploads over ``max_upload_mb`` or ``max_files``, and images over
     ``max_pixels``, are refused. ``save_dir`` (off by default) keeps uploaded photos and their results.
     ``limits``: further :class:`~moodlens.web.deps.WebSettings` fields (``max_uploads``, ``read_timeout_s``,
-    ``body_timeout_s``, ``frame_timeout_s``).
+    ``body_timeout_s``, ``frame_timeout_s``, ``max_live``).
 
     ``access``: who may sign in (:class:`~moodlens.web.auth.Access`); by default tokens from
     ``$MOODLENS_TOKEN`` / ``$MOODLENS_VIEWER_TOKEN``, else random ones nobody knows (everything but
@@ -111,7 +111,8 @@ def create_app(settings: AnalysisSettings | None = None, max_upload_mb: float = 
     app.state.settings = web
     app.state.access = access
     app.state.pool = InferencePool(workers_, web.max_queue)
-    app.state.upload_gate = UploadGate(web.max_uploads)
+    app.state.upload_gate = Gate(web.max_uploads, "uploads are being received")
+    app.state.live_gate = Gate(web.max_live, "live connections are open")
     app.state.model_info = model_info(workers_[0].photos)
     app.state.model_ref = ModelRef.from_facts(model_facts(workers_[0].photos))  # in every image result
     app.state.nav = [("/", "Photos"), ("/live", "Live camera")]
