@@ -133,6 +133,15 @@ def test_a_garbled_session_cookie_is_refused_not_an_error(anonymous):
         assert r.status_code == 401, value
 
 
+
+def test_the_sign_in_form_is_read_only_as_a_small_urlencoded_form(anonymous):
+    # Anybody may post to /login: a big field is not read into memory, a file part never spools to disk.
+    assert anonymous.post("/login", data={"token": "x" * 20_000}).status_code == 413
+    assert anonymous.post("/login", files={"token": ("t", b"x" * 2_000_000)}).status_code == 415
+    assert anonymous.post("/login", json={"token": OPERATOR_TOKEN}).status_code == 415
+    r = anonymous.post("/login", data={"token": OPERATOR_TOKEN, "next": "/events"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/events"
+
 def test_cross_site_post_is_refused_and_stores_nothing(app):
     """A page on another site, open in a signed-in staff member's browser, cannot push photos into an event."""
     with TestClient(app, headers=OPERATOR) as op:
