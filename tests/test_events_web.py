@@ -43,6 +43,20 @@ def test_events_page_is_in_the_nav_and_lists_events(client):
     assert client.get("/api/v1/events/nope/report").status_code == 404
 
 
+
+@pytest.mark.parametrize("body", [
+    '{"name": "\\ud800"}', '{"name": "gala", "description": "\\udfff"}',  # lone surrogates: no database takes them
+    '{"name": "gala", "retention_days": 9223372036854775808}',  # past the database's integers
+    '{"name": "gala", "retention_days": 1000000000}',  # past what a date can count
+    '{"name": "gala", "description": "' + "d" * 2001 + '"}', '{"name": "gala", "description": "a\\u0000b"}'])
+def test_creating_an_event_from_hostile_json_is_refused_with_422(client, body):
+    r = client.post("/api/v1/events", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert client.get("/api/v1/events").json() == []
+    ok = client.post("/api/v1/events", json={"name": "gala", "description": "Hall A\nبهار 👨\u200d👩\u200d👧",
+                                             "retention_days": 36_500})
+    assert ok.status_code == 201, ok.text
+
 def test_photo_upload_is_assigned_to_the_event(client):
     client.post("/api/v1/events", json={"name": "gala"})
     astronaut = jpeg(skimage.data.astronaut()[:, :, ::-1])

@@ -4,6 +4,7 @@ every CSV the project writes and escaped when printed to a terminal."""
 from __future__ import annotations
 
 import csv
+import json
 from datetime import datetime, timedelta
 
 import cv2
@@ -23,7 +24,8 @@ from moodlens.events.store import PROB_COLUMNS, EventStore
 from moodlens.web import create_app
 
 BAD_NAMES = {"": "blank", "   ": "blank", "a/b": "'/'", "..": "not allowed", "x" * 201: "at most 200",
-             "gala\x1b[2J": "control characters", "two\nlines": "control characters", "bell\x07": "control"}
+             "gala\x1b[2J": "control characters", "two\nlines": "control characters", "bell\x07": "control",
+             "\ud800": "not valid Unicode"}
 FORMULA = '=HYPERLINK("evil.example","click")'
 T0 = datetime(2025, 6, 1, 18, 0)
 
@@ -46,7 +48,9 @@ def test_api_answers_4xx_never_500(tmp_path):
     app.state.event_db = f"sqlite:///{tmp_path / 'events.db'}"
     with TestClient(app, headers=OPERATOR) as client:
         for name in BAD_NAMES:
-            r = client.post("/api/v1/events", json={"name": name})
+            # json.dumps escapes a lone surrogate as JSON allows (the client's own encoder would refuse it).
+            r = client.post("/api/v1/events", content=json.dumps({"name": name}),
+                            headers={"Content-Type": "application/json"})
             assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "name"], (name, r.text)
         assert client.post("/api/v1/events", json={"name": "gala"}).status_code == 201
         photo = cv2.imencode(".jpg", skimage.data.astronaut()[:, :, ::-1])[1].tobytes()

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from skimage import data
+from starlette.websockets import WebSocketDisconnect
 from web_access import ACCESS, OPERATOR
 
 from moodlens.card import ModelCard, file_sha256
@@ -346,6 +347,15 @@ def test_healthz(client):
     assert body["status"] == "ok" and body["capacity"] == LIMITS["workers"] + LIMITS["max_queue"]
 
 
+def test_head_answers_like_get_without_a_body(client):
+    for path in ("/healthz", "/api/v1/limits", "/docs", "/static/common.js"):
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code == 200 and head.content == b"", path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+    assert client.head("/api/v1/analyze").status_code == 405  # no GET there either
+    assert client.head("/api/v1/limits", headers={"Authorization": ""}).status_code == 401
+
+
 def test_openapi_docs_work_offline(client):
     docs = client.get("/docs").text
     assert "/docs-assets/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
@@ -356,6 +366,23 @@ def test_openapi_docs_work_offline(client):
     assert body["properties"]["files"]["items"]["format"] == "binary"
     assert {"200", "207", "413", "415", "422", "503"} <= set(spec["paths"]["/api/v1/analyze"]["post"]["responses"])
 
+
+
+def test_live_connections_beyond_the_limit_are_told_busy_and_closed():
+    app = create_app(workers=1, max_live=1, access=ACCESS)
+    with TestClient(app, headers=OPERATOR) as c:
+        with c.websocket_connect("/api/v1/live") as first:
+            with c.websocket_connect("/api/v1/live") as second:
+                refusal = second.receive_json()
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    second.receive_json()
+            assert refusal["busy"] is True and "live connections are open" in refusal["error"]
+            assert closed.value.code == 1013
+            first.send_bytes(ASTRONAUT)
+            assert len(first.receive_json()["faces"]) == 1
+        with c.websocket_connect("/api/v1/live") as again:  # a closed connection frees its place
+            again.send_bytes(ASTRONAUT)
+            assert len(again.receive_json()["faces"]) == 1
 
 def test_live_websocket_tracks_faces_and_survives_bad_frames(client):
     with client.websocket_connect("/api/v1/live") as ws:

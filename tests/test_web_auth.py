@@ -116,6 +116,7 @@ def test_cookies_are_checked_signature_expiry_and_token():
     assert ACCESS.role_for_cookie(f"{role}.{int(expires) + 10**6}.{fingerprint}.{signature}") is None
     assert ACCESS.role_for_cookie(cookie + "x") is None and ACCESS.role_for_cookie("garbage") is None
     assert ACCESS.role_for_cookie(cookie, now=int(expires) + 1) is None  # expired
+    assert ACCESS.role_for_cookie(f"{role}.{expires}.{fingerprint}.\u00e9") is None  # not ASCII: no error
     other_secret = Access.create(OPERATOR_TOKEN, VIEWER_TOKEN, secret=b"another-secret-" * 3)
     assert other_secret.role_for_cookie(cookie) is None
     new_token = Access.create(OPERATOR_TOKEN, "a-new-viewer-token-0123", secret=ACCESS.secret)
@@ -124,6 +125,22 @@ def test_cookies_are_checked_signature_expiry_and_token():
     assert ACCESS.role_for_token(OPERATOR_TOKEN[:-1]) is None
     assert OPERATOR_TOKEN not in repr(ACCESS)
 
+
+def test_a_garbled_session_cookie_is_refused_not_an_error(anonymous):
+    # Headers arrive as Latin-1: a cookie with non-ASCII bytes must be "not signed in", never a 500.
+    for value in ("viewer.1.x.\u00e9", "operator.\u00b2\u00b3.\u00ff\u00fe.sig", "\u00e9\u00e9\u00e9"):
+        r = anonymous.get("/api/v1/events", headers={"Cookie": f"{COOKIE_NAME}={value}".encode("latin-1")})
+        assert r.status_code == 401, value
+
+
+
+def test_the_sign_in_form_is_read_only_as_a_small_urlencoded_form(anonymous):
+    # Anybody may post to /login: a big field is not read into memory, a file part never spools to disk.
+    assert anonymous.post("/login", data={"token": "x" * 20_000}).status_code == 413
+    assert anonymous.post("/login", files={"token": ("t", b"x" * 2_000_000)}).status_code == 415
+    assert anonymous.post("/login", json={"token": OPERATOR_TOKEN}).status_code == 415
+    r = anonymous.post("/login", data={"token": OPERATOR_TOKEN, "next": "/events"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/events"
 
 def test_cross_site_post_is_refused_and_stores_nothing(app):
     """A page on another site, open in a signed-in staff member's browser, cannot push photos into an event."""

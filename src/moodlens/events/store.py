@@ -39,13 +39,15 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from moodlens.events.names import MAX_NAME_LENGTH, check_event_name
+from moodlens.events.names import MAX_NAME_LENGTH, check_description, check_event_name
 from moodlens.events.store_errors import check_backend, database_errors
 from moodlens.spec import EMOTIONS
 
 #: Column names of the 7 probabilities, in :data:`moodlens.spec.EMOTIONS` order.
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
 SOURCE_KINDS = ("video", "camera", "photos", "upload")
+#: The longest retention period an event may have (100 years): dates and the database's integers hold it.
+MAX_RETENTION_DAYS = 36_500
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -317,9 +319,9 @@ class EventStore:
         name = check_event_name(name)
         if starts_at and ends_at and to_utc_naive(ends_at) <= to_utc_naive(starts_at):
             raise ValueError(f"event {name!r}: end {ends_at} is not after start {starts_at}")
-        if retention_days is not None and retention_days < 1:
-            raise ValueError("retention_days must be at least 1")
-        ev = Event(name=name, description=description, retention_days=retention_days,
+        if retention_days is not None and not 1 <= retention_days <= MAX_RETENTION_DAYS:
+            raise ValueError(f"retention_days must be from 1 to {MAX_RETENTION_DAYS}, not {retention_days}")
+        ev = Event(name=name, description=check_description(description), retention_days=retention_days,
                    starts_at=to_utc_naive(starts_at) if starts_at else None,
                    ends_at=to_utc_naive(ends_at) if ends_at else None)
         try:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
@@ -25,7 +28,7 @@ from moodlens.recognition.imageio import MAX_PIXELS
 from moodlens.recognition.schema import ModelRef
 from moodlens.settings import DEFAULTS, VIDEO_DEFAULTS, AnalysisSettings
 from moodlens.web.auth import Access
-from moodlens.web.deps import InferencePool, UploadGate, WebSettings, Worker
+from moodlens.web.deps import Gate, InferencePool, WebSettings, Worker
 from moodlens.web.routers import analyze, health, live, login, model, pages
 from moodlens.web.routers.model import model_info
 from moodlens.web.security import SecurityMiddleware
@@ -52,6 +55,26 @@ Images are processed in memory and are not stored or logged unless the operator 
 """
 
 
+class HeadAsGet:
+    """Answers ``HEAD`` as ``GET`` without the body: HTTP wants every GET resource to answer HEAD (monitors
+    and link checkers send it), and FastAPI's routes list GET only, so they would answer 405."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_head(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}  # headers, Content-Length included, stay as for GET
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_head)
+
+
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
@@ -68,7 +91,7 @@ def create_app(settings: AnalysisSettings | None = None, max_upload_mb: float = 
     wait; beyond that requests get 503. Uploads over ``max_upload_mb`` or ``max_files``, and images over
     ``max_pixels``, are refused. ``save_dir`` (off by default) keeps uploaded photos and their results.
     ``limits``: further :class:`~moodlens.web.deps.WebSettings` fields (``max_uploads``, ``read_timeout_s``,
-    ``body_timeout_s``, ``frame_timeout_s``).
+    ``body_timeout_s``, ``frame_timeout_s``, ``max_live``).
 
     ``access``: who may sign in (:class:`~moodlens.web.auth.Access`); by default tokens from
     ``$MOODLENS_TOKEN`` / ``$MOODLENS_VIEWER_TOKEN``, else random ones nobody knows (everything but
@@ -88,7 +111,8 @@ def create_app(settings: AnalysisSettings | None = None, max_upload_mb: float = 
     app.state.settings = web
     app.state.access = access
     app.state.pool = InferencePool(workers_, web.max_queue)
-    app.state.upload_gate = UploadGate(web.max_uploads)
+    app.state.upload_gate = Gate(web.max_uploads, "uploads are being received")
+    app.state.live_gate = Gate(web.max_live, "live connections are open")
     app.state.model_info = model_info(workers_[0].photos)
     app.state.model_ref = ModelRef.from_facts(model_facts(workers_[0].photos))  # in every image result
     app.state.nav = [("/", "Photos"), ("/live", "Live camera")]
@@ -116,7 +140,15 @@ def create_app(settings: AnalysisSettings | None = None, max_upload_mb: float = 
         return JSONResponse({"detail": f"the event database is unavailable: {exc.reason}"}, 503,
                             headers={"Retry-After": "30"})
 
-    app.add_middleware(SecurityMiddleware, access=access, home=app.state.home)
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's answer, ASCII-escaped: the errors echo the client's input, and JSON text may hold lone
+        # surrogates ("\\ud800") that UTF-8 cannot encode.
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+        return Response(body, 422, media_type="application/json")
+
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(SecurityMiddleware, access=access, home=app.state.home)  # the outermost: sees HEAD
     _document_bearer_auth(app)
     return app
 

@@ -183,7 +183,8 @@ class Access:
     def role_for_cookie(self, value: str, now: float | None = None) -> Role | None:
         """The role a session cookie grants, or None when it is forged, expired or made from an old token."""
         parts = value.split(".")
-        if len(parts) != 4 or parts[0] not in ROLES:
+        # A cookie this server made is ASCII; compare_digest refuses to compare other text.
+        if not value.isascii() or len(parts) != 4 or parts[0] not in ROLES:
             return None
         role, expires, fingerprint, signature = parts
         payload = f"{role}.{expires}.{fingerprint}"

@@ -40,12 +40,14 @@ class WebSettings:
     body_timeout_s: float = 120.0
     #: Seconds a live WebSocket may stay silent before the server closes it.
     frame_timeout_s: float = 60.0
+    #: Live WebSockets open at once (each holds its own tracker); beyond that a new one is closed with 1013.
+    max_live: int = 64
 
     def __post_init__(self) -> None:
         if self.max_upload_mb <= 0 or self.max_pixels <= 0 or self.max_files <= 0:
             raise ValueError("max_upload_mb, max_pixels and max_files must be positive")
-        if self.workers < 1 or self.max_queue < 0 or self.max_uploads < 1:
-            raise ValueError("workers and max_uploads must be >= 1 and max_queue >= 0")
+        if self.workers < 1 or self.max_queue < 0 or self.max_uploads < 1 or self.max_live < 1:
+            raise ValueError("workers, max_uploads and max_live must be >= 1 and max_queue >= 0")
         if min(self.read_timeout_s, self.body_timeout_s, self.frame_timeout_s) <= 0:
             raise ValueError("read_timeout_s, body_timeout_s and frame_timeout_s must be positive")
 
@@ -139,25 +141,26 @@ class _InMemoryMultiPartParser(MultiPartParser):
         self.spool_max_size = spool_max_size
 
 
-class UploadGate:
-    """Counts upload bodies being received and refuses more than ``limit`` at once (bounds memory)."""
+class Gate:
+    """Counts what is in progress (upload bodies being received, live connections) and refuses more than
+    ``limit`` at once with ``Overloaded``: it bounds the memory they hold. ``what`` names them in the refusal."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, what: str) -> None:
         self.limit = limit
-        self.receiving = 0
+        self.what = what
+        self.count = 0
         self._lock = threading.Lock()
 
-    def __enter__(self) -> UploadGate:
+    def __enter__(self) -> Gate:
         with self._lock:
-            if self.receiving >= self.limit:
-                raise HTTPException(503, f"server busy: {self.receiving} uploads are being received; retry shortly",
-                                    headers={"Retry-After": "1"})
-            self.receiving += 1
+            if self.count >= self.limit:
+                raise Overloaded(f"server busy: {self.count} {self.what}; retry shortly")
+            self.count += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
-            self.receiving -= 1
+            self.count -= 1
 
 
 async def _bounded(stream: AsyncIterator[bytes], limit: int, read_timeout_s: float,
@@ -224,6 +227,8 @@ async def _parse_form(request: Request, settings: WebSettings) -> FormData:
     try:
         with request.app.state.upload_gate:
             return await parser.parse()
+    except Overloaded as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
     except MultiPartException as exc:
         status = 413 if "Too many files" in exc.message else 400
         raise HTTPException(status, f"{exc.message} (limit: {settings.max_files} files per request)"

@@ -21,10 +21,17 @@ from starlette.concurrency import run_in_threadpool
 
 from moodlens.events.compare import MAX_EVENTS, Comparison, build_comparison, check_names
 from moodlens.events.ingest import ingest_images
-from moodlens.events.names import MAX_NAME_LENGTH, InvalidName, check_event_name, check_label
+from moodlens.events.names import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_NAME_LENGTH,
+    InvalidName,
+    check_description,
+    check_event_name,
+    check_label,
+)
 from moodlens.events.report import EventReport, build_report
 from moodlens.events.report_files import comparison_tables, report_tables, write_csv_stream
-from moodlens.events.store import EventExists, EventNotFound, EventStore
+from moodlens.events.store import MAX_RETENTION_DAYS, EventExists, EventNotFound, EventStore
 from moodlens.settings import MIN_GROUP_SIZE
 from moodlens.web.deps import Pool, Settings, Worker, admit_or_503, read_uploads
 from moodlens.web.report_cache import SingleFlightCache
@@ -68,13 +75,18 @@ class EventInfo(BaseModel):
 
 class EventCreate(BaseModel):
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, description="no '/', no control characters")
-    description: str = ""
-    retention_days: int | None = Field(default=None, ge=1)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION_LENGTH)
+    retention_days: int | None = Field(default=None, ge=1, le=MAX_RETENTION_DAYS)
 
     @field_validator("name")
     @classmethod
     def _valid_name(cls, name: str) -> str:
         return check_event_name(name)
+
+    @field_validator("description")
+    @classmethod
+    def _valid_description(cls, description: str) -> str:
+        return check_description(description)
 
 
 class PhotoUploadResult(BaseModel):
@@ -100,6 +112,8 @@ async def create_event(body: EventCreate, store: Store) -> dict[str, Any]:
         await run_in_threadpool(store.create_event, body.name, None, None, body.description, body.retention_days)
     except EventExists as exc:
         raise HTTPException(409, str(exc)) from None
+    except ValueError as exc:  # the store's own checks, should the model's ever let something through
+        raise HTTPException(422, str(exc)) from None
     return next(e.to_dict() for e in store.list_events() if e.name == body.name)
 
 

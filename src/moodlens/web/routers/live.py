@@ -6,12 +6,14 @@ backlog. Each connection runs its own stream pipeline (:class:`moodlens.stream.P
 :class:`moodlens.stream.PushSource`: the same detection schedule, tracker, smoothing and summary as
 ``moodlens video`` and ``moodlens event ingest``, so faces keep their ``track_id`` across frames.
 Frames are decoded in memory and never stored, even when the operator enabled saving.
-A connection that sends nothing for ``frame_timeout_s`` is closed, so idle sockets do not pile up.
+A connection that sends nothing for ``frame_timeout_s`` is closed, so idle sockets do not pile up, and at
+most ``max_live`` connections are open at once: the next is told the server is busy and closed (1013).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -37,11 +39,22 @@ def analyze_live_frame(worker: Worker, source: PushSource, pipeline: Pipeline, d
 
 @router.websocket("/api/v1/live")
 async def live(websocket: WebSocket) -> None:
+    await websocket.accept()
+    with contextlib.suppress(WebSocketDisconnect):
+        try:
+            with websocket.app.state.live_gate:
+                await _answer_frames(websocket)
+        except Overloaded as exc:  # the gate's: too many live connections already
+            await websocket.send_json({"error": str(exc), "busy": True})
+            await websocket.close(code=1013, reason="server busy")
+
+
+async def _answer_frames(websocket: WebSocket) -> None:
+    """Answer the connection's frames, one at a time, until it closes or stays silent too long."""
     settings = websocket.app.state.settings
     pool = websocket.app.state.pool
     source = PushSource("live page")
     pipeline = Pipeline(None, fps=source.info.fps, name=source.info.name)
-    await websocket.accept()
     try:
         while True:
             try:
@@ -73,7 +86,5 @@ async def live(websocket: WebSocket) -> None:
                 continue
             answer = LiveFrame.from_faces(shape, faces, time.perf_counter() - started)
             await websocket.send_text(answer.model_dump_json())
-    except WebSocketDisconnect:
-        pass
     finally:
         source.close()
