@@ -67,3 +67,18 @@ def test_clear_errors_not_tracebacks(tmp_path, monkeypatch):
         r = run(*args)
         assert r.exit_code == 1 and message in r.output, (args, r.output)
         assert "Traceback" not in r.output
+
+
+def test_report_folders_that_cannot_be_written_are_one_line_errors(tmp_path):
+    db = str(tmp_path / "events.db")
+    runner = CliRunner()
+    for name in ("gala", "fair"):
+        assert runner.invoke(app, ["event", "create", name, "--db", db]).exit_code == 0
+    blocker = tmp_path / "report.html"
+    blocker.write_text("not a folder")
+    for command in (["report", "gala"], ["compare", "gala", "fair"]):
+        for out in (blocker, blocker / "sub"):
+            r = runner.invoke(app, ["event", *command, "--out", str(out), "--db", db])
+            assert r.exit_code == 1 and r.output.startswith(f"error: cannot write to {out}"), r.output
+            assert len(r.output.strip().splitlines()) == 1 and isinstance(r.exception, SystemExit | None)
+    assert blocker.read_text() == "not a folder"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -15,6 +16,15 @@ def fail(message: str) -> typer.Exit:
     """Print ``error: message`` in red on stderr (control characters escaped); raise the returned ``typer.Exit``."""
     typer.secho(f"error: {terminal_text(message)}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=1)
+
+
+def check_outputs(*paths: tuple[Path | None, bool]) -> None:
+    """Stop with one line, before any work, when an output path (a folder when its flag is set) cannot be written."""
+    from moodlens.outfiles import output_problem
+
+    for path, folder in paths:
+        if path is not None and (problem := output_problem(path, folder)):
+            raise fail(problem)
 
 
 def user_errors(*errors: type[BaseException]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from moodlens.cli.errors import fail, user_errors
+from moodlens.cli.errors import check_outputs, fail, user_errors
 from moodlens.cli.options import (
     ConfOpt,
     DetectEveryOpt,
@@ -220,6 +220,7 @@ def report_cmd(
     from moodlens.events.report_files import write_report
 
     formats = parse_formats(formats)
+    check_outputs((out, True))
     with EventStore(db) as store:
         report = build_report(store, name, min_group_size=min_group_size, bin_minutes=bin_minutes, model=model,
                               epsilon=epsilon)
@@ -245,6 +246,7 @@ def compare_cmd(
     from moodlens.events.report_files import write_comparison
 
     formats = parse_formats(formats)
+    check_outputs((out, True))
     with EventStore(db) as store:
         comparison = build_comparison(store, names, min_group_size=min_group_size, segments=segments, model=model)
     _print_written(write_comparison(comparison, out, formats), comparison.data["summary"])

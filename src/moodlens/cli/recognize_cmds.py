@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from moodlens.cli.errors import fail, user_errors
+from moodlens.cli.errors import check_outputs, fail, user_errors
 from moodlens.cli.options import (
     ConfOpt,
     DetectEveryOpt,
@@ -93,7 +93,7 @@ def analyze(
 
         import_ray()
         parse_address(ray)
-    _check_outputs((out, True), (csv_path, False), (json_path, False))
+    check_outputs((out, True), (csv_path, False), (json_path, False))
     analyzer = _analyzer(model, detector, min_confidence, min_face, max_side)
     inputs = find_inputs(paths)
     outputs = PhotoOutputs(analyzer, out=out, csv_path=csv_path, scores=scores, blur=blur)
@@ -111,15 +111,6 @@ def analyze(
     typer.echo(analysis_summary(results))
     if not results.images:
         raise typer.Exit(1)
-
-
-def _check_outputs(*paths: tuple[Path | None, bool]) -> None:
-    """Stop with one line, before any work, when an output path (a folder when its flag is set) cannot be written."""
-    from moodlens.outfiles import output_problem
-
-    for path, folder in paths:
-        if path is not None and (problem := output_problem(path, folder)):
-            raise fail(problem)
 
 
 def analysis_summary(results) -> str:  # noqa: ANN001 - ImageResults, imported lazily
