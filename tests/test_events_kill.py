@@ -90,6 +90,15 @@ def test_sigkill_then_resume_matches_uninterrupted(event_db_url, tmp_path):
     store.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux /proc), 0 once it has ended."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.mark.parametrize("event_db_url", ["sqlite"], indirect=True)
 def test_ctrl_c_commits_and_resumes(event_db_url, tmp_path):
     """SIGINT (Ctrl-C) and SIGTERM end the ingest cleanly with everything analysed so far committed."""
@@ -104,7 +113,10 @@ def test_ctrl_c_commits_and_resumes(event_db_url, tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not store.sources("e"):
         time.sleep(0.05)
-    time.sleep(2.0)  # let it analyse some frames; with a 60 s interval nothing is committed yet
+    # Let it analyse some frames (with a 60 s interval nothing is committed yet): 2 s of its CPU time, not of
+    # the wall clock, which a loaded machine may spend before the model is even loaded.
+    while time.monotonic() < deadline and cpu_seconds(proc.pid) < 2.0:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
