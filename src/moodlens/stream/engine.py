@@ -103,6 +103,10 @@ class Stream:
 class _Engine:
     def __init__(self, streams: Sequence[Stream], analyzer: Analyzer, stop: threading.Event) -> None:
         self.streams, self.analyzer, self.stop = list(streams), analyzer, stop
+        #: Set when the classify-and-sinks thread has closed every sink. Waited on instead of
+        #: ``Thread.join``: a join that Ctrl-C interrupts can leave ``is_alive()`` False while the thread still
+        #: runs (CPython 3.11), and the process would end before the sinks committed.
+        self.closed = threading.Event()
         #: Per stream, whether its next analysed frame is classified mirrored (``flip="alternate"``).
         self._mirrored = [False] * len(self.streams)
         self.halt = threading.Event()
@@ -170,8 +174,11 @@ class _Engine:
         except BaseException as exc:  # noqa: BLE001
             self.fail(exc)
         finally:
-            for k in open_streams:  # after an error: commit and close what was analysed
-                self.close(self.streams[k])
+            try:
+                for k in open_streams:  # after an error: commit and close what was analysed
+                    self.close(self.streams[k])
+            finally:
+                self.closed.set()
 
     def _classify(self, batch: list[tuple[int, Any, Faces | None]]) -> list[Faces | None]:
         """The classified faces of each frame of ``batch`` that has any (``None`` for the other items), in one
@@ -223,12 +230,12 @@ class _Engine:
         for t in [*workers, finisher]:
             t.start()
         try:
-            while finisher.is_alive():
-                finisher.join(0.2)
+            while not self.closed.wait(0.2):
+                pass
         except KeyboardInterrupt:  # Ctrl-C (or SIGTERM mapped to it): end cleanly, sinks commit
             self.stop.set()
-            while finisher.is_alive():
-                finisher.join(0.2)
+            while not self.closed.wait(0.2):
+                pass
         self.stop.set()
         for t in workers:
             t.join(5.0)
