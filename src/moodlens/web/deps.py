@@ -163,10 +163,10 @@ class Gate:
             self.count -= 1
 
 
-async def _bounded(stream: AsyncIterator[bytes], limit: int, read_timeout_s: float,
-                   body_timeout_s: float) -> AsyncIterator[bytes]:
-    """The body's chunks, refused with 413 past ``limit`` bytes and with 408 when the client stalls
-    for ``read_timeout_s`` or takes longer than ``body_timeout_s`` in all."""
+async def bounded_body(stream: AsyncIterator[bytes], limit: int, read_timeout_s: float, body_timeout_s: float,
+                       too_big: str | None = None) -> AsyncIterator[bytes]:
+    """The body's chunks, refused with 413 past ``limit`` bytes (``too_big``: the refusal's text) and with 408
+    when the client stalls for ``read_timeout_s`` or takes longer than ``body_timeout_s`` in all."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + body_timeout_s
     chunks = aiter(stream)
@@ -185,7 +185,7 @@ async def _bounded(stream: AsyncIterator[bytes], limit: int, read_timeout_s: flo
                                 headers={"Connection": "close"}) from None
         received += len(chunk)
         if received > limit:
-            raise HTTPException(413, f"request body exceeds the upload limit of {limit / MB:g} MB")
+            raise HTTPException(413, too_big or f"request body exceeds the upload limit of {limit / MB:g} MB")
         yield chunk
 
 
@@ -221,7 +221,7 @@ async def read_uploads(request: Request, settings: WebSettings, field: str = "fi
 
 async def _parse_form(request: Request, settings: WebSettings) -> FormData:
     """The multipart body, parsed in memory within the limits (see :func:`read_uploads`)."""
-    body = _bounded(request.stream(), settings.max_upload_bytes, settings.read_timeout_s, settings.body_timeout_s)
+    body = bounded_body(request.stream(), settings.max_upload_bytes, settings.read_timeout_s, settings.body_timeout_s)
     parser = _InMemoryMultiPartParser(request.headers, body, max_files=settings.max_files, max_fields=100,
                                       spool_max_size=settings.max_upload_bytes + 1)
     try:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from moodlens.web.auth import COOKIE_NAME, Access, safe_next
+from moodlens.web.deps import bounded_body
 from moodlens.web.templating import render_page
 
 router = APIRouter(include_in_schema=False)
@@ -31,16 +32,17 @@ async def login_page(request: Request, next: str = "") -> HTMLResponse:  # noqa:
 
 async def _login_form(request: Request) -> dict[str, str]:
     """The sign-in form's fields. Anybody may post here without signing in, so the body is read only as
-    the urlencoded form the page sends and only up to :data:`MAX_LOGIN_BODY` bytes (415 / 413 otherwise):
-    never as multipart, whose file parts would spool to disk, nor without a bound."""
+    the urlencoded form the page sends, up to :data:`MAX_LOGIN_BODY` bytes and within the uploads' read
+    timeouts (415 / 413 / 408 otherwise): never as multipart, whose file parts would spool to disk, nor
+    without a bound."""
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise HTTPException(415, "send the sign-in form as application/x-www-form-urlencoded (fields token, next)")
+    settings = request.app.state.settings
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in bounded_body(request.stream(), MAX_LOGIN_BODY, settings.read_timeout_s,
+                                    settings.body_timeout_s, f"a sign-in form is at most {MAX_LOGIN_BODY:,} bytes"):
         body += chunk
-        if len(body) > MAX_LOGIN_BODY:
-            raise HTTPException(413, f"a sign-in form is at most {MAX_LOGIN_BODY:,} bytes")
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
